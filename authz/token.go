@@ -1,0 +1,104 @@
+package authz
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/internal/oauth"
+)
+
+// supportedGrantTypes are the grant types the token endpoint serves.
+var supportedGrantTypes = map[string]bool{exchange.GrantType: true}
+
+// handleToken serves the token endpoint (RFC 6749 §3.2). The checks run
+// in the order that decides the error when several fail: form syntax,
+// client authentication, grant type, then the grant's own checks.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	form, err := parseForm(r, s.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		s.refuse(w, r, nil, err)
+		return
+	}
+
+	grantType := form.Get("grant_type")
+	if grantType == "" {
+		s.refuse(w, r, nil, oauth.InvalidRequest("grant_type_missing",
+			"The grant_type parameter is missing: use "+exchange.GrantType+"."))
+		return
+	}
+	if !supportedGrantTypes[grantType] {
+		// The client is authenticated first, so an unknown client learns
+		// invalid_client before anything about the grant types.
+		if _, err := s.provider.AuthenticateClient(ctx, r, form); err != nil {
+			s.refuse(w, r, nil, err)
+			return
+		}
+		s.refuse(w, r, nil, oauth.New("unsupported_grant_type", "grant_type_unsupported",
+			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+"."))
+		return
+	}
+
+	attempt := &exchange.Attempt{RequestID: oauth.RequestID(ctx)}
+	ctx = exchange.WithAttempt(ctx, attempt)
+	session := exchange.NewSession()
+	ar, err := s.provider.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		s.refuse(w, r, attempt, err)
+		return
+	}
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.refuse(w, r, attempt, err)
+		return
+	}
+	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// refuse records a refused token request, logs it, and writes the error.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, attempt *exchange.Attempt, err error) {
+	if attempt != nil {
+		err = s.exchange.RecordRefusal(r.Context(), attempt, err)
+	}
+	e := oauth.From(err)
+	clientID := ""
+	if attempt != nil {
+		clientID = attempt.ClientID
+	}
+	if e.Status < http.StatusInternalServerError {
+		if clientID != "" {
+			s.logger.InfoContext(r.Context(), "token request refused",
+				"request_id", oauth.RequestID(r.Context()), "client_id", clientID,
+				"error", e.Code, "reason", e.Reason)
+		} else {
+			s.refusals.Log(r.Context(), "token request refused before client identification",
+				"request_id", oauth.RequestID(r.Context()), "error", e.Code, "reason", e.Reason)
+		}
+	}
+	s.writeError(w, r, e)
+}
+
+// writeError writes e. RFC 6749 §5.2: an invalid_client answer to a
+// client that used the Authorization header is a 401 with a
+// WWW-Authenticate challenge for the scheme it used.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := oauth.From(err)
+	if e.Code == "invalid_client" {
+		e.Status = http.StatusUnauthorized
+		if _, _, ok := r.BasicAuth(); ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="sotto", charset="UTF-8"`)
+		}
+	}
+	oauth.Write(w, r, s.logger, e)
+}
+
+// quote returns s quoted for an error description, cut to 64 bytes so a
+// hostile value cannot make the answer large.
+func quote(s string) string {
+	const maxLen = 64
+	if len(s) > maxLen {
+		s = s[:maxLen] + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sotto-auth/sotto/audit"
+	"github.com/sotto-auth/sotto/config"
+	"github.com/sotto-auth/sotto/storage"
+)
+
+func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
+	path, err := commonFlags("migrate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	store, err := storage.Open(ctx, storage.Config{
+		Driver: cfg.Storage.Driver, DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate storage: %w", err)
+	}
+	logger.Info("migrations applied", "storage_driver", cfg.Storage.Driver)
+	return nil
+}
+
+func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	path, err := commonFlags("keys rotate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	a, err := openApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	previous := a.keys.CurrentKeyID()
+	kid, err := a.keys.Rotate(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate signing key: %w", err)
+	}
+	fmt.Fprintf(stdout, "new signing key %s; key %s stays in the JWKS for %s\n", kid, previous, keyRetention(cfg))
+	return nil
+}
+
+func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var out string
+	var after int64
+	path, err := commonFlags("audit export", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "", "write to `file` instead of standard output")
+		fs.Int64Var(&after, "after", 0, "export records with an id above `id`")
+	})
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	store, err := storage.Open(ctx, storage.Config{
+		Driver: cfg.Storage.Driver, DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate storage: %w", err)
+	}
+
+	w := stdout
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	for {
+		records, err := store.AuditRecords(ctx, storage.AuditFilter{AfterID: after, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("read audit records: %w", err)
+		}
+		if len(records) == 0 {
+			return nil
+		}
+		if err := audit.WriteJSONLines(w, records); err != nil {
+			return err
+		}
+		after = records[len(records)-1].ID
+	}
+}

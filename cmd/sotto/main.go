@@ -1,0 +1,110 @@
+// Command sotto runs the Sotto authorization server and its maintenance
+// tasks.
+//
+//	sotto serve --config FILE          start the server
+//	sotto migrate --config FILE        apply database migrations
+//	sotto keys rotate --config FILE    add a new signing key and retire the current one
+//	sotto audit export --config FILE   write the audit records as JSON lines
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: sotto <command> [flags]
+
+commands:
+  serve          start the authorization server
+  migrate        apply pending database migrations and exit
+  keys rotate    add a new signing key; the current one stays in the JWKS until its tokens expire
+  audit export   write audit records as JSON lines to standard output (or --out FILE)
+
+Every command takes --config FILE (default sotto.yaml, or $SOTTO_CONFIG).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sotto:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stderr)
+	case "keys":
+		if len(args) < 2 || args[1] != "rotate" {
+			fmt.Fprint(stderr, usage)
+			return flag.ErrHelp
+		}
+		return runKeysRotate(ctx, args[2:], stdout, stderr)
+	case "audit":
+		if len(args) < 2 || args[1] != "export" {
+			fmt.Fprint(stderr, usage)
+			return flag.ErrHelp
+		}
+		return runAuditExport(ctx, args[2:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "sotto: unknown command %q\n\n%s", args[0], usage)
+	return flag.ErrHelp
+}
+
+// commonFlags parses the flags every command takes.
+func commonFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (string, error) {
+	fs := flag.NewFlagSet("sotto "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", envOr("SOTTO_CONFIG", "sotto.yaml"), "configuration `file`")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return *configPath, nil
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,539 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ory/fosite"
+
+	"github.com/sotto-auth/sotto/audit"
+	"github.com/sotto-auth/sotto/devicebind"
+	"github.com/sotto-auth/sotto/internal/oauth"
+	"github.com/sotto-auth/sotto/storage"
+)
+
+// Token exchange identifiers of RFC 8693 §2.1 and §3.
+const (
+	GrantType            = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// Client is a registered client as the exchange sees it.
+type Client interface {
+	fosite.Client
+	// DPoPRequired reports whether every grant of the client needs a DPoP
+	// proof. A token exchange needs one whatever this returns.
+	DPoPRequired() bool
+}
+
+// Signer signs the payload of an action token as an RFC 9068 JWT with the
+// server's current signing key.
+type Signer interface {
+	SignAccessToken(payload []byte) (string, error)
+}
+
+// Store is the storage the exchange needs.
+type Store interface {
+	CommitExchange(ctx context.Context, w storage.ExchangeWrite) (storage.ExchangeResult, error)
+	AccessToken(ctx context.Context, tokenID, signature string) (*storage.AccessToken, error)
+}
+
+// Options configure a Handler. Every field but Logger and Now is required.
+type Options struct {
+	Issuer   string
+	TokenURL string // the DPoP htu of the token endpoint
+	MaxTTL   time.Duration
+	Catalog  *Catalog
+	Subjects *SubjectVerifier
+	DPoP     *devicebind.Verifier
+	Signer   Signer
+	Store    Store
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Handler is the fosite.TokenEndpointHandler of the token exchange grant.
+type Handler struct {
+	Options
+}
+
+var _ fosite.TokenEndpointHandler = (*Handler)(nil)
+
+// NewHandler returns a Handler.
+func NewHandler(o Options) *Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{Options: o}
+}
+
+// CanSkipClientAuth implements fosite.TokenEndpointHandler: every client,
+// public ones included, identifies itself.
+func (h *Handler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+
+// CanHandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
+func (h *Handler) CanHandleTokenEndpointRequest(_ context.Context, ar fosite.AccessRequester) bool {
+	return ar.GetGrantTypes().ExactOne(GrantType)
+}
+
+// HandleTokenEndpointRequest implements fosite.TokenEndpointHandler. It
+// runs every check of the exchange in the order that decides the error
+// when several fail: client grant, DPoP proof, subject token, scope,
+// target, then policy.
+func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	attempt := attemptFrom(ctx)
+	now := h.Now()
+	form := ar.GetRequestForm()
+
+	client, ok := ar.GetClient().(Client)
+	if !ok {
+		return oauth.ServerError(fmt.Errorf("client %T does not implement exchange.Client", ar.GetClient()))
+	}
+	attempt.ClientID = client.GetID()
+	// RFC 6749 §5.2: unauthorized_client when the client may not use
+	// this grant type.
+	if !slices.Contains(client.GetGrantTypes(), GrantType) {
+		return oauth.New("unauthorized_client", "grant_not_allowed",
+			"The client is not registered for the token exchange grant; add it to the client's grant_types.")
+	}
+
+	proof, err := h.verifyProof(ctx)
+	if err != nil {
+		return err
+	}
+	attempt.Proof = proof
+
+	subject, err := h.verifySubject(ctx, form)
+	if err != nil {
+		return err
+	}
+	attempt.Subject = subject
+
+	action, err := h.lookupAction(form)
+	if err != nil {
+		return err
+	}
+	attempt.Action = action
+
+	audience, err := selectTarget(form, action)
+	if err != nil {
+		return err
+	}
+	attempt.Audience = audience
+
+	if e := decide(subject, action); e != nil {
+		return e
+	}
+
+	exp := lifetime(now, action, h.MaxTTL, subject.ExpiresAt)
+	if exp-now.Unix() < 1 {
+		return oauth.InvalidRequest("subject_expiring",
+			"The subject_token expires within a second; obtain a fresh one from the identity provider.")
+	}
+
+	claims := &Claims{
+		Issuer:         h.Issuer,
+		Subject:        subject.ID,
+		Audience:       audience,
+		Expiry:         exp,
+		IssuedAt:       now.Unix(),
+		ID:             newTokenID(),
+		ClientID:       client.GetID(),
+		Scope:          action.Scope,
+		ACR:            subject.ACR,
+		AMR:            subject.AMR,
+		Confirmation:   Confirmation{JKT: proof.JKT},
+		Parent:         subject.TokenID,
+		SubjectIssuer:  subject.Issuer,
+		CatalogVersion: action.Version,
+	}
+	if !subject.AuthTime.IsZero() {
+		claims.AuthTime = subject.AuthTime.Unix()
+	}
+	attempt.claims = claims
+
+	if s, ok := ar.GetSession().(*Session); ok {
+		s.Claims = *claims
+		s.SetExpiresAt(fosite.AccessToken, time.Unix(exp, 0))
+	}
+	ar.GrantScope(action.Scope)
+	ar.GrantAudience(audience)
+	return nil
+}
+
+// verifyProof checks the request's DPoP proof against the token endpoint
+// (RFC 9449 §4.3). Every token exchange needs one: action tokens are never
+// bearer tokens.
+func (h *Handler) verifyProof(ctx context.Context) (*devicebind.Proof, error) {
+	r, ok := ctx.Value(fosite.RequestContextKey).(*http.Request)
+	if !ok {
+		return nil, oauth.ServerError(errors.New("the HTTP request is missing from the context"))
+	}
+	proof, err := h.DPoP.Verify(devicebind.Request{
+		Headers: r.Header.Values("DPoP"),
+		Method:  r.Method,
+		URI:     h.TokenURL,
+	})
+	if errors.Is(err, devicebind.ErrMissing) {
+		return nil, oauth.New(oauth.CodeInvalidDPoPProof, "dpop_missing",
+			"A DPoP proof is required for token exchange: send one DPoP header signed by the device key (RFC 9449 §4).")
+	}
+	var pe *devicebind.Error
+	if errors.As(err, &pe) {
+		return nil, oauth.New(oauth.CodeInvalidDPoPProof, "dpop_"+pe.Check, pe.Description)
+	}
+	if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	return proof, nil
+}
+
+// verifySubject checks the subject token and its type (RFC 8693 §2.1).
+func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject, error) {
+	token := form.Get("subject_token")
+	tokenType := form.Get("subject_token_type")
+	if token == "" {
+		return nil, oauth.InvalidRequest("subject_token_missing",
+			"The subject_token parameter is missing: send the corporate ID token to exchange.")
+	}
+	if tokenType == "" {
+		return nil, oauth.InvalidRequest("subject_token_type_missing",
+			"The subject_token_type parameter is missing: send "+TokenTypeIDToken+" for a corporate ID token.")
+	}
+	// RFC 8693 §2.1: requested_token_type is optional; this server issues
+	// access tokens, which are JWTs.
+	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken && rt != TokenTypeJWT {
+		return nil, oauth.InvalidRequest("requested_token_type_unsupported", fmt.Sprintf(
+			"The requested_token_type %q is not supported: omit it or request %s.", rt, TokenTypeAccessToken))
+	}
+	// Delegation (RFC 8693 §1.1) is not offered: an actor token would make
+	// someone other than the subject the party acting.
+	if form.Get("actor_token") != "" || form.Get("actor_token_type") != "" {
+		return nil, oauth.InvalidRequest("actor_token_unsupported",
+			"The actor_token parameter is not supported: the subject acts for itself; omit actor_token.")
+	}
+
+	switch tokenType {
+	case TokenTypeIDToken, TokenTypeJWT:
+	case TokenTypeAccessToken:
+		return nil, h.refuseAccessTokenSubject(ctx, token)
+	default:
+		return nil, oauth.InvalidRequest("subject_token_type_unsupported", fmt.Sprintf(
+			"The subject_token_type %q is not supported: send a corporate ID token as %s.", tokenType, TokenTypeIDToken))
+	}
+
+	subject, err := h.Subjects.Verify(ctx, token)
+	var se *SubjectError
+	if errors.As(err, &se) && se.Check == "jwks" {
+		// The issuer's keys could not be fetched: the fault is not the
+		// client's, so it may retry.
+		e := oauth.ServerError(err)
+		e.Code, e.Status, e.Reason = "temporarily_unavailable", http.StatusServiceUnavailable, "subject_jwks_unavailable"
+		e.Description = "The keys of the subject token's issuer cannot be fetched right now; retry later."
+		return nil, e
+	}
+	if errors.As(err, &se) {
+		// RFC 8693 §2.2.2: an invalid subject token is invalid_request.
+		return nil, oauth.InvalidRequest("subject_"+se.Check, "The subject_token was rejected: "+se.Description)
+	}
+	if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	return subject, nil
+}
+
+// refuseAccessTokenSubject explains why an access token cannot be the
+// subject: an action token is never a subject token, and this server
+// issues no other access tokens.
+func (h *Handler) refuseAccessTokenSubject(ctx context.Context, token string) error {
+	_, err := LookupToken(ctx, h.Store, token)
+	if err == nil {
+		return oauth.InvalidRequest("subject_action_token",
+			"The subject_token is an action token, which cannot be exchanged again; exchange the corporate ID token instead.")
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return oauth.ServerError(err)
+	}
+	return oauth.InvalidRequest("subject_token_unknown",
+		"The subject_token is not an access token issued by this server; exchange the corporate ID token as "+TokenTypeIDToken+".")
+}
+
+// lookupAction finds the one catalog action the scope names.
+func (h *Handler) lookupAction(form url.Values) (*Action, error) {
+	scopes := strings.Fields(form.Get("scope"))
+	switch {
+	case len(scopes) == 0:
+		return nil, oauth.New("invalid_scope", "scope_missing",
+			"The scope parameter is missing: name exactly one catalog action, such as ticket:create.")
+	case len(scopes) > 1:
+		return nil, oauth.New("invalid_scope", "scope_several", fmt.Sprintf(
+			"The scope names %d actions (%s); an action token is for exactly one action.",
+			len(scopes), strings.Join(scopes, ", ")))
+	}
+	action, ok := h.Catalog.Lookup(scopes[0])
+	if !ok {
+		return nil, oauth.New("invalid_scope", "scope_unknown", fmt.Sprintf(
+			"The scope %q is not an action of the catalog.", scopes[0]))
+	}
+	return action, nil
+}
+
+// selectTarget returns the one audience of the token from the audience
+// (RFC 8693 §2.1) and resource (RFC 8707 §2) parameters.
+func selectTarget(form url.Values, action *Action) (string, error) {
+	var targets []string
+	for _, r := range form["resource"] {
+		// RFC 8707 §2: a resource is an absolute URI without a fragment.
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r, "#") {
+			return "", oauth.New(oauth.CodeInvalidTarget, "resource_invalid", fmt.Sprintf(
+				"The resource %q is not an absolute URI without a fragment (RFC 8707 §2).", r))
+		}
+		targets = append(targets, r)
+	}
+	targets = append(targets, form["audience"]...)
+	slices.Sort(targets)
+	targets = slices.Compact(targets)
+
+	switch {
+	case len(targets) > 1:
+		return "", oauth.New(oauth.CodeInvalidTarget, "target_several", fmt.Sprintf(
+			"The request names %d targets (%s); name exactly one service in audience or resource.",
+			len(targets), strings.Join(targets, ", ")))
+	case len(targets) == 0 && len(action.Audiences) == 1:
+		return action.Audiences[0], nil
+	case len(targets) == 0:
+		return "", oauth.New(oauth.CodeInvalidTarget, "target_missing", fmt.Sprintf(
+			"The action %q serves several audiences (%s): name one in the audience parameter.",
+			action.Scope, strings.Join(action.Audiences, ", ")))
+	}
+	if !slices.Contains(action.Audiences, targets[0]) {
+		return "", oauth.New(oauth.CodeInvalidTarget, "target_not_allowed", fmt.Sprintf(
+			"The action %q is not offered for %q; its audiences are %s.",
+			action.Scope, targets[0], strings.Join(action.Audiences, ", ")))
+	}
+	return targets[0], nil
+}
+
+// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler:
+// it signs the action token, then writes the token record, the proof's
+// replay record and the audit record in one transaction. The token
+// leaves only after that transaction committed.
+func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	attempt := attemptFrom(ctx)
+	claims := attempt.claims
+	if claims == nil {
+		return oauth.ServerError(errors.New("token exchange reached the response without a decision"))
+	}
+
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return oauth.ServerError(err)
+	}
+	token, err := h.Signer.SignAccessToken(payload)
+	if err != nil {
+		return oauth.ServerError(fmt.Errorf("sign action token: %w", err))
+	}
+	session, err := json.Marshal(ar.GetSession())
+	if err != nil {
+		return oauth.ServerError(err)
+	}
+
+	record := h.auditRecord(attempt, audit.DecisionIssued, "", "")
+	record.TokenID = claims.ID
+	record.TokenExpiresAt = time.Unix(claims.Expiry, 0).UTC()
+	result, err := h.Store.CommitExchange(ctx, storage.ExchangeWrite{
+		Proof: proofClaim(attempt.Proof, h.DPoP),
+		Token: &storage.AccessToken{
+			Signature: TokenSignature(token),
+			TokenID:   claims.ID,
+			RequestID: ar.GetID(),
+			ClientID:  claims.ClientID,
+			Subject:   claims.Subject,
+			Scope:     claims.Scope,
+			Audience:  claims.Audience,
+			DeviceJKT: claims.Confirmation.JKT,
+			Parent:    claims.Parent,
+			IssuedAt:  time.Unix(claims.IssuedAt, 0).UTC(),
+			ExpiresAt: time.Unix(claims.Expiry, 0).UTC(),
+			Session:   session,
+		},
+		Audit:       record,
+		ReplayAudit: h.replayRecord(attempt),
+	})
+	if err != nil {
+		return oauth.ServerError(fmt.Errorf("commit exchange: %w", err))
+	}
+	attempt.recorded = true
+	if result.Replayed {
+		return errReplay
+	}
+
+	resp.SetAccessToken(token)
+	resp.SetTokenType("DPoP") // RFC 9449 §5
+	resp.SetExpiresIn(time.Duration(claims.Expiry-claims.IssuedAt) * time.Second)
+	resp.SetScopes(fosite.Arguments{claims.Scope})
+	resp.SetExtra("issued_token_type", TokenTypeAccessToken) // RFC 8693 §2.2.1
+	return nil
+}
+
+// RFC 9449 §11.1: a proof's jti is accepted once within its validity
+// window. The check runs last among the DPoP checks because it needs the
+// database; its result still decides the error over the later checks.
+var errReplay = oauth.New(oauth.CodeInvalidDPoPProof, "dpop_replay",
+	"The DPoP proof was already used: sign a new proof with a fresh jti for every request (RFC 9449 §11.1).")
+
+// RecordRefusal writes the audit record of a refused exchange and returns
+// the error to send. Only requests from a known client are recorded, so
+// strangers cannot flood the evidence log. A refusal still claims the
+// proof's jti; when that jti was already used, the replay is the error,
+// since the DPoP check comes before every later check.
+func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error) error {
+	e := oauth.From(err)
+	if attempt == nil || attempt.ClientID == "" || attempt.recorded {
+		return err
+	}
+	attempt.recorded = true
+
+	decision := audit.DecisionRefused
+	if e.Code == oauth.CodeInsufficientUserAuthentication {
+		decision = audit.DecisionStepUpRequired
+	}
+	detail := e.Description
+	if e.Status >= http.StatusInternalServerError {
+		detail = ""
+	}
+	result, cerr := h.Store.CommitExchange(ctx, storage.ExchangeWrite{
+		Proof:       proofClaim(attempt.Proof, h.DPoP),
+		Audit:       h.auditRecord(attempt, decision, e.Reason, detail),
+		ReplayAudit: h.replayRecord(attempt),
+	})
+	if cerr != nil {
+		h.Logger.ErrorContext(ctx, "audit record of a refused exchange not written",
+			"request_id", attempt.RequestID, "client_id", attempt.ClientID, "reason", e.Reason, "error", cerr)
+		return err
+	}
+	if result.Replayed {
+		return errReplay
+	}
+	return err
+}
+
+func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detail string) audit.Record {
+	rec := audit.Record{
+		Time:      h.Now().UTC(),
+		RequestID: a.RequestID,
+		Event:     audit.EventExchange,
+		ClientID:  a.ClientID,
+		Audience:  a.Audience,
+		Decision:  decision,
+		Reason:    reason,
+		Detail:    detail,
+	}
+	if a.Proof != nil {
+		rec.DeviceJKT = a.Proof.JKT
+	}
+	if a.Subject != nil {
+		rec.Subject = a.Subject.ID
+		rec.SubjectIssuer = a.Subject.Issuer
+	}
+	if a.Action != nil {
+		rec.Action = a.Action.Scope
+		rec.CatalogEntry = a.Action.Version
+		rec.CatalogVersion = h.Catalog.Version
+	}
+	return rec
+}
+
+func (h *Handler) replayRecord(a *Attempt) audit.Record {
+	return h.auditRecord(a, audit.DecisionRefused, errReplay.Reason, errReplay.Description)
+}
+
+// proofClaim returns the replay record of a verified proof. It is kept
+// until the proof's iat can no longer pass the window check.
+func proofClaim(p *devicebind.Proof, v *devicebind.Verifier) *storage.ProofClaim {
+	if p == nil {
+		return nil
+	}
+	window := v.Window
+	if window == 0 {
+		window = time.Minute
+	}
+	return &storage.ProofClaim{JKT: p.JKT, JTI: p.JTI, ExpiresAt: p.IssuedAt.Add(window + time.Minute).UTC()}
+}
+
+// TokenSignature returns the key under which a token is stored: the hex
+// SHA-256 of the whole token, so the database never holds a usable token.
+func TokenSignature(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// newTokenID returns a UUIDv7 (RFC 9562 §5.7) for the jti: unique, and
+// growing with time, so token rows append at the end of their index.
+func newTokenID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// maxTokenSize bounds the tokens LookupToken decodes.
+const maxTokenSize = 16 << 10
+
+// LookupToken returns the stored record of an action token, or an error
+// wrapping storage.ErrNotFound when token is not one this server issued
+// (or is malformed). It reads the jti from the unverified payload to find
+// the record, and the store then compares the hash of the whole token, so
+// a forgery that copies a real jti finds nothing.
+func LookupToken(ctx context.Context, store interface {
+	AccessToken(ctx context.Context, tokenID, signature string) (*storage.AccessToken, error)
+}, token string) (*storage.AccessToken, error) {
+	id, ok := jwtID(token)
+	if !ok {
+		return nil, fmt.Errorf("not a token of this server: %w", storage.ErrNotFound)
+	}
+	return store.AccessToken(ctx, id, TokenSignature(token))
+}
+
+// jwtID returns the jti of a compact JWT without verifying it.
+func jwtID(token string) (string, bool) {
+	if len(token) > maxTokenSize {
+		return "", false
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		ID string `json:"jti"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.ID == "" {
+		return "", false
+	}
+	return claims.ID, true
+}

@@ -1,0 +1,62 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sotto-auth/sotto/audit"
+)
+
+// defaultAuditLimit is the number of records AuditRecords returns when
+// AuditFilter.Limit is 0.
+const defaultAuditLimit = 1000
+
+// AuditFilter selects audit records. Empty string fields match every record.
+type AuditFilter struct {
+	AfterID   int64  // only records with a greater ID
+	Limit     int    // maximum number of records; 0 means 1000
+	TokenID   string // only records with this token ID
+	RequestID string // only records with this request ID
+}
+
+// AppendAudit stores rec under a new ID assigned by the database. rec.ID is
+// ignored.
+func (s *Store) AppendAudit(ctx context.Context, rec audit.Record) error {
+	row := auditRecordToModel(rec)
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return fmt.Errorf("storage: append audit record: %w", err)
+	}
+	return nil
+}
+
+// AuditRecords returns the records f selects in ascending ID order, with
+// Record.ID set. To page through the trail, pass the last ID returned as the
+// next f.AfterID.
+func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("storage: invalid audit limit %d: use 0 for the default or a positive number", f.Limit)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = defaultAuditLimit
+	}
+
+	q := s.db.WithContext(ctx).Where("id > ?", f.AfterID)
+	if f.TokenID != "" {
+		q = q.Where("token_id = ?", f.TokenID)
+	}
+	if f.RequestID != "" {
+		q = q.Where("request_id = ?", f.RequestID)
+	}
+
+	var rows []auditRecordModel
+	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("storage: list audit records: %w", err)
+	}
+
+	records := make([]audit.Record, len(rows))
+	for i, row := range rows {
+		records[i] = row.toRecord()
+	}
+	return records, nil
+}

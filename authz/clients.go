@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/internal/oauth"
 )
 
 // Client is a registered client, loaded from the clients file.
@@ -83,6 +86,31 @@ func (c *Client) GetAudience() fosite.Arguments { return c.Audiences }
 
 // DPoPRequired implements exchange.Client.
 func (c *Client) DPoPRequired() bool { return c.RequireDPoP }
+
+// checkOneAuthMethod rejects a request that authenticates the client in
+// more than one way. RFC 6749 §2.3: the client must not use more than one
+// authentication method in a request. fosite takes the HTTP Basic
+// credentials and ignores a client_secret or client_id in the body, so
+// without this check a request could name two clients at once.
+func checkOneAuthMethod(r *http.Request, form url.Values) error {
+	basicID, _, ok := r.BasicAuth()
+	if !ok {
+		return nil
+	}
+	if form.Has("client_secret") || form.Has("client_assertion") || form.Has("client_assertion_type") {
+		return oauth.InvalidRequest("client_auth_several",
+			"The request authenticates the client with HTTP Basic and in the body; use one method (RFC 6749 §2.3).")
+	}
+	// RFC 6749 §2.3.1: the Basic user name is the form-encoded client_id.
+	// An undecodable one is left for fosite to report.
+	if bodyID := form.Get("client_id"); bodyID != "" {
+		if decoded, err := url.QueryUnescape(basicID); err == nil && decoded != bodyID {
+			return oauth.InvalidRequest("client_id_mismatch",
+				"The client_id in the body differs from the client in the HTTP Basic credentials; send one client.")
+		}
+	}
+	return nil
+}
 
 // clientStore is the fosite.Storage of the provider: the registered
 // clients. Client assertions (RFC 7523) are not offered, so their jti

@@ -66,7 +66,7 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 		t.Fatal(err)
 	}
 	issuer := "http://" + ln.Addr().String()
-	t.Setenv("SOTTO_ISSUER", issuer)
+	t.Setenv("SOTTO_ISSUER", issuer+os.Getenv("SOTTO_TEST_ISSUER_PATH"))
 	t.Setenv("SOTTO_LISTEN", ln.Addr().String())
 	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
 	if err != nil {
@@ -100,7 +100,7 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 	hs.Listener = ln
 	hs.Start()
 
-	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: issuer, http: hs, store: store}
+	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: cfg.Issuer, http: hs, store: store}
 	ts.idpKey = loadIDPKey(t)
 	t.Cleanup(ts.stop)
 	return ts

@@ -35,6 +35,10 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			Description: "Introspection callers authenticate as confidential clients with client_secret_basic or client_secret_post, not with a token."})
 		return
 	}
+	if err := checkOneAuthMethod(r, form); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if _, _, ok := r.BasicAuth(); !ok && form.Get("client_id") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sotto", charset="UTF-8"`)
 		s.writeError(w, r, &oauth.Error{Code: "invalid_client", Reason: "introspection_unauthenticated", Status: http.StatusUnauthorized,

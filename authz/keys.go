@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,11 +38,13 @@ type KeyStore interface {
 // expired. Private keys are stored sealed with AES-256-GCM under the
 // key-encryption key, with the key id as additional data.
 type Keyring struct {
-	store     KeyStore
-	kek       []byte
-	alg       jose.SignatureAlgorithm
-	retention time.Duration
-	now       func() time.Time
+	store      KeyStore
+	kek        []byte
+	alg        jose.SignatureAlgorithm
+	retention  time.Duration
+	activation time.Duration
+	now        func() time.Time
+	logger     *slog.Logger
 
 	mu      sync.RWMutex
 	current *signingKey
@@ -58,9 +61,15 @@ type signingKey struct {
 type KeyringOptions struct {
 	Algorithm string
 	// Retention is how long a retired key stays published: at least the
-	// longest token lifetime, so every token it signed can be verified.
+	// longest token lifetime plus Activation, so every token it signed can
+	// be verified.
 	Retention time.Duration
-	Now       func() time.Time
+	// Activation is how long a new key is published before it signs, so
+	// connectors that cache the JWKS fetch it before they meet a token
+	// signed with it. The first key of a new server signs at once.
+	Activation time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // NewKeyring loads the signing keys, generating the first one when the
@@ -72,7 +81,13 @@ func NewKeyring(ctx context.Context, store KeyStore, kek []byte, o KeyringOption
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	k := &Keyring{store: store, kek: kek, alg: jose.SignatureAlgorithm(o.Algorithm), retention: o.Retention, now: o.Now}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	k := &Keyring{
+		store: store, kek: kek, alg: jose.SignatureAlgorithm(o.Algorithm),
+		retention: o.Retention, activation: o.Activation, now: o.Now, logger: o.Logger,
+	}
 	keys, err := store.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
@@ -138,7 +153,7 @@ func (k *Keyring) Reload(ctx context.Context) error {
 
 func (k *Keyring) install(keys []storage.SigningKey) error {
 	now := k.now()
-	var current *signingKey
+	var published []storage.SigningKey
 	var set jose.JSONWebKeySet
 	for _, sk := range keys {
 		if sk.RetiredAt != nil && now.Sub(*sk.RetiredAt) > k.retention {
@@ -149,35 +164,57 @@ func (k *Keyring) install(keys []storage.SigningKey) error {
 			return fmt.Errorf("signing key %s: public key: %w", sk.KID, err)
 		}
 		set.Keys = append(set.Keys, pub)
-		if sk.RetiredAt != nil || current != nil {
-			continue
-		}
-		plain, err := open(k.kek, sk.PrivateSealed, sk.KID)
-		if err != nil {
-			return fmt.Errorf("signing key %s: %w", sk.KID, err)
-		}
-		var priv jose.JSONWebKey
-		if err := priv.UnmarshalJSON(plain); err != nil {
-			return fmt.Errorf("signing key %s: private key: %w", sk.KID, err)
-		}
-		opts := (&jose.SignerOptions{}).WithType("at+jwt").WithHeader(jose.HeaderKey("kid"), sk.KID)
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(sk.Algorithm), Key: priv.Key}, opts)
-		if err != nil {
-			return fmt.Errorf("signing key %s: %w", sk.KID, err)
-		}
-		current = &signingKey{kid: sk.KID, signer: signer}
+		published = append(published, sk)
 	}
-	if current == nil {
-		return errors.New("no current signing key: run `sotto keys rotate`")
+	if len(published) == 0 {
+		return errors.New("no signing key: run `sotto keys rotate`")
+	}
+
+	// keys is newest first. The signer is the newest key published for at
+	// least the activation delay; when none is that old (a new server), the
+	// oldest published key signs.
+	chosen := published[len(published)-1]
+	for _, sk := range published {
+		if now.Sub(sk.CreatedAt) >= k.activation {
+			chosen = sk
+			break
+		}
+	}
+	current, err := k.openSigner(chosen)
+	if err != nil {
+		return err
 	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
 		return err
 	}
+
 	k.mu.Lock()
+	previous := k.current
 	k.current, k.public, k.jwks = current, set, jwks
 	k.mu.Unlock()
+	if previous != nil && previous.kid != current.kid {
+		k.logger.Info("signing key changed", "kid", current.kid, "previous_kid", previous.kid, "published_keys", len(set.Keys))
+	}
 	return nil
+}
+
+// openSigner decrypts the private key of sk and returns its signer.
+func (k *Keyring) openSigner(sk storage.SigningKey) (*signingKey, error) {
+	plain, err := open(k.kek, sk.PrivateSealed, sk.KID)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+	}
+	var priv jose.JSONWebKey
+	if err := priv.UnmarshalJSON(plain); err != nil {
+		return nil, fmt.Errorf("signing key %s: private key: %w", sk.KID, err)
+	}
+	opts := (&jose.SignerOptions{}).WithType("at+jwt").WithHeader(jose.HeaderKey("kid"), sk.KID)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(sk.Algorithm), Key: priv.Key}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+	}
+	return &signingKey{kid: sk.KID, signer: signer}, nil
 }
 
 // SignAccessToken implements exchange.Signer: it signs payload with the
@@ -251,7 +288,8 @@ func open(kek, sealed []byte, kid string) ([]byte, error) {
 	}
 	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(kid))
 	if err != nil {
-		return nil, errors.New("cannot decrypt the private key: the key-encryption key differs from the one it was sealed with")
+		return nil, errors.New("cannot decrypt the private key: the key-encryption key (keys.encryption_key or the file keys.encryption_key_file) " +
+			"is not the one the key was sealed with; restore the original key-encryption key from its backup")
 	}
 	return plain, nil
 }

@@ -24,6 +24,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := checkOneAuthMethod(r, form); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	fc, err := s.provider.AuthenticateClient(ctx, r, form)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/sotto-auth/sotto/exchange"
 	"github.com/sotto-auth/sotto/internal/oauth"
@@ -18,6 +17,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	form, err := parseForm(r, s.cfg.HTTP.MaxBodyBytes)
 	if err != nil {
+		s.refuse(w, r, nil, err)
+		return
+	}
+	if err := checkOneAuthMethod(r, form); err != nil {
 		s.refuse(w, r, nil, err)
 		return
 	}
@@ -94,11 +97,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // quote returns s quoted for an error description, cut to 64 bytes so a
-// hostile value cannot make the answer large.
+// hostile value cannot make the response large, and limited to the
+// characters of RFC 6749 §5.2.
 func quote(s string) string {
-	const maxLen = 64
-	if len(s) > maxLen {
-		s = s[:maxLen] + "..."
-	}
-	return strconv.Quote(s)
+	return oauth.Quote(s)
 }

@@ -88,9 +88,15 @@ type Tokens struct {
 	SubjectLeeway Duration `mapstructure:"subject_leeway"`
 }
 
-// DPoP sets how DPoP proofs (RFC 9449) are checked.
+// MaxDPoPIATWindow is the largest dpop.iat_window. Replay records of
+// proofs are kept for this long whatever the configured window, so
+// replicas or restarts with different windows still share them.
+const MaxDPoPIATWindow = Duration(5 * time.Minute)
+
+// DPoP configures the checks of DPoP proofs (RFC 9449).
 type DPoP struct {
-	// IATWindow is how far a proof's iat may be from the server clock.
+	// IATWindow is how far a proof's iat may be from the server clock, at
+	// most MaxDPoPIATWindow.
 	IATWindow Duration `mapstructure:"iat_window"`
 }
 

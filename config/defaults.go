@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 )
 
@@ -139,4 +142,29 @@ func (c *Config) addWarnings() {
 	if len(c.Actions) == 0 {
 		c.Warnings = append(c.Warnings, c.CatalogFile+": no actions: no action token can be issued")
 	}
+	for _, name := range unknownEnvNames(os.Environ()) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"environment variable %s names no configuration key and is ignored; see docs/configuration.md for the names", name))
+	}
+}
+
+// unknownEnvNames returns the SOTTO_ variables in environ that set no key,
+// so a misspelt variable is reported rather than silently ignored.
+// SOTTO_CONFIG (the default config path) and SOTTO_TEST_* (read by the
+// tests) are not configuration keys but are known.
+func unknownEnvNames(environ []string) []string {
+	known := map[string]bool{EnvPrefix + "_CONFIG": true}
+	for _, leaf := range scalarKeys(reflect.ValueOf(Default()).Elem(), "") {
+		known[envName(leaf.key)] = true
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix+"_") || strings.HasPrefix(name, EnvPrefix+"_TEST_") || known[name] {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	sort.Strings(unknown)
+	return unknown
 }

@@ -71,6 +71,9 @@ func decodeCatalog(path string) ([]Action, []Problem) {
 	return f.Actions, ps
 }
 
+// fileKey names the key of the main file that points to each file.
+var fileKey = map[string]string{"clients": "clients_file", "actions": "catalog_file"}
+
 // decodeStrict decodes the YAML file at path into out with unknown keys
 // rejected. It turns each decoder error into a problem with the key path
 // of its line, and an unreadable file or a syntax error into one problem
@@ -78,7 +81,8 @@ func decodeCatalog(path string) ([]Action, []Problem) {
 func decodeStrict(path, what string, out any) []Problem {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return []Problem{{File: path, Expected: "a readable " + what + " file: " + readError(err)}}
+		return []Problem{{File: path, Expected: "a readable " + what + " file: " + readError(err) +
+			"; check " + fileKey[what] + " in the config file"}}
 	}
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))

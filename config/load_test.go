@@ -494,3 +494,19 @@ func TestLoadCatalog(t *testing.T) {
 		t.Errorf("got problems:\n%s\nwant one for the whole file", listProblems(ps))
 	}
 }
+
+func TestUnknownEnvNames(t *testing.T) {
+	environ := []string{
+		"SOTTO_LISTEN=127.0.0.1:1",
+		"SOTTO_LISTN=x",
+		"SOTTO_CONFIG=/etc/sotto.yaml",
+		"SOTTO_TEST_POSTGRES_DSN=postgres://x",
+		"SOTTO_STORAGE_DSN=a.db",
+		"PATH=/bin",
+		"SOTTO_TOKENS_MAXTTL=5m",
+	}
+	got := strings.Join(unknownEnvNames(environ), ",")
+	if want := "SOTTO_LISTN,SOTTO_TOKENS_MAXTTL"; got != want {
+		t.Errorf("unknownEnvNames = %q, want %q", got, want)
+	}
+}

@@ -131,8 +131,12 @@ func (c *Config) validateStorage(ps *problems) {
 				"FULL or NORMAL")
 		}
 	case DriverPostgres:
-		if c.Storage.DSN == "" {
-			ps.add(c.fileFor("storage.dsn"), "storage.dsn", "",
+		// libpq accepts a URL (postgres:// or postgresql://) or key=value
+		// pairs; anything else, such as a SQLite file name left in the
+		// file, would fail later with a driver message.
+		dsn := c.Storage.DSN
+		if dsn == "" || !(strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || strings.Contains(dsn, "=")) {
+			ps.add(c.fileFor("storage.dsn"), "storage.dsn", redactDSN(dsn),
 				"a PostgreSQL connection string, such as postgres://sotto@db.internal/sotto, usually from SOTTO_STORAGE_DSN")
 		}
 	default:
@@ -248,6 +252,12 @@ func (c *Config) validateLimits(ps *problems) {
 		}
 	}
 
+	// The replay record of a proof is kept for the longest window any
+	// replica may use, so the window has a ceiling.
+	if c.DPoP.IATWindow > MaxDPoPIATWindow {
+		ps.add(c.fileFor("dpop.iat_window"), "dpop.iat_window", c.DPoP.IATWindow.String(),
+			"a duration of at most "+MaxDPoPIATWindow.String())
+	}
 	if c.Tokens.SubjectLeeway < 0 {
 		ps.add(c.fileFor("tokens.subject_leeway"), "tokens.subject_leeway", c.Tokens.SubjectLeeway.String(),
 			"a duration of 0 or more")

@@ -19,6 +19,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/sotto-auth/sotto/audit"
+	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/internal/oauth"
 	"github.com/sotto-auth/sotto/storage"
@@ -152,20 +153,20 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 
 	claims := &Claims{
-		Issuer:         h.Issuer,
-		Subject:        subject.ID,
-		Audience:       audience,
-		Expiry:         exp,
-		IssuedAt:       now.Unix(),
-		ID:             newTokenID(),
-		ClientID:       client.GetID(),
-		Scope:          action.Scope,
-		ACR:            subject.ACR,
-		AMR:            subject.AMR,
-		Confirmation:   Confirmation{JKT: proof.JKT},
-		Parent:         subject.TokenID,
-		SubjectIssuer:  subject.Issuer,
-		CatalogVersion: action.Version,
+		Issuer:        h.Issuer,
+		Subject:       subject.ID,
+		Audience:      audience,
+		Expiry:        exp,
+		IssuedAt:      now.Unix(),
+		ID:            newTokenID(),
+		ClientID:      client.GetID(),
+		Scope:         action.Scope,
+		ACR:           subject.ACR,
+		AMR:           subject.AMR,
+		Confirmation:  Confirmation{JKT: proof.JKT},
+		Parent:        subject.TokenID,
+		SubjectIssuer: subject.Issuer,
+		CatalogEntry:  action.Version,
 	}
 	if !subject.AuthTime.IsZero() {
 		claims.AuthTime = subject.AuthTime.Unix()
@@ -224,7 +225,7 @@ func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject,
 	// access tokens, which are JWTs.
 	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken && rt != TokenTypeJWT {
 		return nil, oauth.InvalidRequest("requested_token_type_unsupported", fmt.Sprintf(
-			"The requested_token_type %q is not supported: omit it or request %s.", rt, TokenTypeAccessToken))
+			"The requested_token_type %s is not supported: omit it or request %s.", quote(rt), TokenTypeAccessToken))
 	}
 	// Delegation (RFC 8693 §1.1) is not offered: an actor token would make
 	// someone other than the subject the party acting.
@@ -239,7 +240,7 @@ func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject,
 		return nil, h.refuseAccessTokenSubject(ctx, token)
 	default:
 		return nil, oauth.InvalidRequest("subject_token_type_unsupported", fmt.Sprintf(
-			"The subject_token_type %q is not supported: send a corporate ID token as %s.", tokenType, TokenTypeIDToken))
+			"The subject_token_type %s is not supported: send a corporate ID token as %s.", quote(tokenType), TokenTypeIDToken))
 	}
 
 	subject, err := h.Subjects.Verify(ctx, token)
@@ -280,7 +281,11 @@ func (h *Handler) refuseAccessTokenSubject(ctx context.Context, token string) er
 
 // lookupAction finds the one catalog action the scope names.
 func (h *Handler) lookupAction(form url.Values) (*Action, error) {
-	scopes := strings.Fields(form.Get("scope"))
+	// RFC 6749 §3.3: scope tokens are delimited by spaces (%x20) only, and
+	// a scope token never contains a tab, a newline or a non-ASCII
+	// character. strings.Fields would also split on those and turn
+	// "ticket:create\t" into a valid scope.
+	scopes := strings.FieldsFunc(form.Get("scope"), func(r rune) bool { return r == ' ' })
 	switch {
 	case len(scopes) == 0:
 		return nil, oauth.New("invalid_scope", "scope_missing",
@@ -288,12 +293,12 @@ func (h *Handler) lookupAction(form url.Values) (*Action, error) {
 	case len(scopes) > 1:
 		return nil, oauth.New("invalid_scope", "scope_several", fmt.Sprintf(
 			"The scope names %d actions (%s); an action token is for exactly one action.",
-			len(scopes), strings.Join(scopes, ", ")))
+			len(scopes), quote(strings.Join(scopes, " "))))
 	}
 	action, ok := h.Catalog.Lookup(scopes[0])
 	if !ok {
 		return nil, oauth.New("invalid_scope", "scope_unknown", fmt.Sprintf(
-			"The scope %q is not an action of the catalog.", scopes[0]))
+			"The scope %s is not an action of the catalog.", quote(scopes[0])))
 	}
 	return action, nil
 }
@@ -307,7 +312,7 @@ func selectTarget(form url.Values, action *Action) (string, error) {
 		u, err := url.Parse(r)
 		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r, "#") {
 			return "", oauth.New(oauth.CodeInvalidTarget, "resource_invalid", fmt.Sprintf(
-				"The resource %q is not an absolute URI without a fragment (RFC 8707 §2).", r))
+				"The resource %s is not an absolute URI without a fragment (RFC 8707 §2).", quote(r)))
 		}
 		targets = append(targets, r)
 	}
@@ -319,7 +324,7 @@ func selectTarget(form url.Values, action *Action) (string, error) {
 	case len(targets) > 1:
 		return "", oauth.New(oauth.CodeInvalidTarget, "target_several", fmt.Sprintf(
 			"The request names %d targets (%s); name exactly one service in audience or resource.",
-			len(targets), strings.Join(targets, ", ")))
+			len(targets), quote(strings.Join(targets, " "))))
 	case len(targets) == 0 && len(action.Audiences) == 1:
 		return action.Audiences[0], nil
 	case len(targets) == 0:
@@ -329,8 +334,8 @@ func selectTarget(form url.Values, action *Action) (string, error) {
 	}
 	if !slices.Contains(action.Audiences, targets[0]) {
 		return "", oauth.New(oauth.CodeInvalidTarget, "target_not_allowed", fmt.Sprintf(
-			"The action %q is not offered for %q; its audiences are %s.",
-			action.Scope, targets[0], strings.Join(action.Audiences, ", ")))
+			"The action %q is not offered for %s; its audiences are %s.",
+			action.Scope, quote(targets[0]), strings.Join(action.Audiences, ", ")))
 	}
 	return targets[0], nil
 }
@@ -473,16 +478,16 @@ func (h *Handler) replayRecord(a *Attempt) audit.Record {
 }
 
 // proofClaim returns the replay record of a verified proof. It is kept
-// until the proof's iat can no longer pass the window check.
-func proofClaim(p *devicebind.Proof, v *devicebind.Verifier) *storage.ProofClaim {
+// until the proof's iat can no longer pass the largest window any replica
+// may be configured with, plus a minute for clock skew. The expiry
+// depends on the proof alone, because it is part of the record's key: a
+// restart or a replica with another window must find the same record.
+func proofClaim(p *devicebind.Proof, _ *devicebind.Verifier) *storage.ProofClaim {
 	if p == nil {
 		return nil
 	}
-	window := v.Window
-	if window == 0 {
-		window = time.Minute
-	}
-	return &storage.ProofClaim{JKT: p.JKT, JTI: p.JTI, ExpiresAt: p.IssuedAt.Add(window + time.Minute).UTC()}
+	keep := time.Duration(config.MaxDPoPIATWindow) + time.Minute
+	return &storage.ProofClaim{JKT: p.JKT, JTI: p.JTI, ExpiresAt: p.IssuedAt.Add(keep).UTC()}
 }
 
 // TokenSignature returns the key under which a token is stored: the hex

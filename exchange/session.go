@@ -75,8 +75,9 @@ type Claims struct {
 	Parent string `json:"sotto_parent,omitempty"`
 	// SubjectIssuer is the corporate issuer that asserted the subject.
 	SubjectIssuer string `json:"sotto_subject_issuer,omitempty"`
-	// CatalogVersion names the catalog entry the decision was made under.
-	CatalogVersion string `json:"sotto_catalog_version,omitempty"`
+	// CatalogEntry is the version of the catalog entry the decision was
+	// made under, as in the audit record's catalog_entry.
+	CatalogEntry string `json:"sotto_catalog_entry,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800 §3.1) with the JWK SHA-256

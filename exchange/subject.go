@@ -17,9 +17,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sotto-auth/sotto/internal/oauth"
 )
 
 const (
@@ -513,6 +516,16 @@ func (v *SubjectVerifier) checkClaims(claims map[string]json.RawMessage, issuer 
 		return nil, rejectf("aud", "aud does not contain %q: request an ID token for this server from issuer %q",
 			issuer.Audience, issuer.Issuer)
 	}
+	// OpenID Connect Core 1.0, Section 3.1.3.7, steps 4 and 5: a token for
+	// several audiences names the party it was issued to in azp, and that
+	// party must be this server; otherwise a token issued to another
+	// application that merely lists this server could be exchanged.
+	if len(audience) > 1 {
+		if azp, _ := claimString(claims, "azp"); azp != issuer.Audience {
+			return nil, rejectf("aud", "aud names %d audiences and azp is not %q: request an ID token issued to this server",
+				len(audience), issuer.Audience)
+		}
+	}
 
 	// RFC 7519, Section 4.1.4 and OpenID Connect Core 1.0, Section 2: exp is
 	// required in an ID token.
@@ -559,6 +572,11 @@ func (v *SubjectVerifier) checkClaims(claims map[string]json.RawMessage, issuer 
 	}
 	if len(sub) > maxSubjectLength {
 		return nil, rejectf("sub", "sub is %d bytes, more than the %d allowed", len(sub), maxSubjectLength)
+	}
+	// The sub becomes part of the action token's sub and of audit records
+	// and logs, so control characters are refused.
+	if strings.IndexFunc(sub, unicode.IsControl) >= 0 {
+		return nil, rejectf("sub", "sub contains a control character")
 	}
 
 	subject := &Subject{
@@ -696,14 +714,12 @@ func claimNumericDate(claims map[string]json.RawMessage, name string) (time.Time
 	return time.Unix(int64(whole), int64(fraction*1e9)).UTC(), true, nil
 }
 
-// quote formats a value taken from the token for an error description,
-// shortened so a large token cannot inflate error responses and logs.
+// quote formats a value taken from the request for an error description:
+// shortened so a large value cannot inflate error responses, audit records
+// and logs, and limited to the characters that RFC 6749, Section 5.2
+// allows in error_description.
 func quote(s string) string {
-	const maxQuoted = 64
-	if len(s) > maxQuoted {
-		return fmt.Sprintf("%q...", s[:maxQuoted])
-	}
-	return fmt.Sprintf("%q", s)
+	return oauth.Quote(s)
 }
 
 func cloneSubject(s *Subject) *Subject {

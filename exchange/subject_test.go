@@ -282,7 +282,11 @@ func TestSubjectVerifyChecks(t *testing.T) {
 				}
 			},
 		},
-		{name: "aud as an array containing the audience is accepted", token: signToken(t, f.keyA, false, nil, with(a, "aud", []string{"other", "sotto"}))},
+		{name: "aud array with the audience and azp of this server is accepted", token: signToken(t, f.keyA, false, nil, with(with(a, "aud", []string{"other", "sotto"}), "azp", "sotto"))},
+		{name: "aud array with the audience and no azp is rejected (OIDC Core 3.1.3.7)", token: signToken(t, f.keyA, false, nil, with(a, "aud", []string{"other", "sotto"})), wantCheck: "aud"},
+		{name: "aud array with azp of another party is rejected", token: signToken(t, f.keyA, false, nil, with(with(a, "aud", []string{"other", "sotto"}), "azp", "other")), wantCheck: "aud"},
+		{name: "aud array with only this server is accepted", token: signToken(t, f.keyA, false, nil, with(a, "aud", []string{"sotto"}))},
+		{name: "sub with a control character is rejected", token: signToken(t, f.keyA, false, nil, with(a, "sub", "alice\x00admin")), wantCheck: "sub"},
 		{name: "aud array without the audience is rejected", token: signToken(t, f.keyA, false, nil, with(a, "aud", []string{"other"})), wantCheck: "aud"},
 		{name: "aud string of another audience is rejected", token: signToken(t, f.keyA, false, nil, with(a, "aud", "other")), wantCheck: "aud"},
 		{name: "missing aud is rejected", token: signToken(t, f.keyA, false, nil, without(a, "aud")), wantCheck: "aud"},

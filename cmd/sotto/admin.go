@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/config"
@@ -56,7 +57,9 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("rotate signing key: %w", err)
 	}
-	fmt.Fprintf(stdout, "new signing key %s; key %s stays in the JWKS for %s\n", kid, previous, keyRetention(cfg))
+	fmt.Fprintf(stdout, "new signing key %s is in the JWKS now and signs tokens from %s on\n",
+		kid, time.Now().Add(keyActivation).UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "key %s signs until then and stays in the JWKS for %s\n", previous, keyRetention(cfg))
 	return nil
 }
 

@@ -27,7 +27,8 @@ commands:
   keys rotate    add a new signing key; the current one stays in the JWKS until its tokens expire
   audit export   write audit records as JSON lines to standard output (or --out FILE)
 
-Every command takes --config FILE (default sotto.yaml, or $SOTTO_CONFIG).
+Every command takes --config FILE after its name (default $SOTTO_CONFIG,
+or sotto.yaml in the working directory).
 `
 
 func main() {
@@ -55,13 +56,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMigrate(ctx, args[1:], stderr)
 	case "keys":
 		if len(args) < 2 || args[1] != "rotate" {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprintf(stderr, "sotto keys: missing or unknown subcommand; the one subcommand is rotate\n\n%s", usage)
 			return flag.ErrHelp
 		}
 		return runKeysRotate(ctx, args[2:], stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "export" {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprintf(stderr, "sotto audit: missing or unknown subcommand; the one subcommand is export\n\n%s", usage)
 			return flag.ErrHelp
 		}
 		return runAuditExport(ctx, args[2:], stdout, stderr)
@@ -86,6 +87,9 @@ func commonFlags(name string, args []string, stderr io.Writer, extra func(*flag.
 	}
 	if fs.NArg() > 0 {
 		return "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if _, err := os.Stat(*configPath); errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("config file %s not found: pass --config FILE after the command, or set SOTTO_CONFIG", *configPath)
 	}
 	return *configPath, nil
 }

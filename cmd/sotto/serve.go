@@ -44,7 +44,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen on %s: %w (set listen in the config file or SOTTO_LISTEN, and issuer to match)", cfg.Listen, err)
 	}
 	httpServer := authz.NewHTTPServer(cfg, srv.Handler(), logger)
 
@@ -109,8 +109,10 @@ func openApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app
 	}
 
 	keys, err := authz.NewKeyring(ctx, store, kek, authz.KeyringOptions{
-		Algorithm: cfg.Tokens.SigningAlg,
-		Retention: keyRetention(cfg),
+		Algorithm:  cfg.Tokens.SigningAlg,
+		Retention:  keyRetention(cfg),
+		Activation: keyActivation,
+		Logger:     logger,
 	})
 	if err != nil {
 		store.Close()
@@ -119,14 +121,21 @@ func openApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app
 	return &app{cfg: cfg, store: store, keys: keys}, nil
 }
 
-// keyRetention is how long a retired signing key stays in the JWKS: the
-// longest token lifetime plus the reload interval of other replicas and a
-// margin for clock skew.
+// keyRetention is how long a retired signing key stays in the JWKS: it
+// keeps signing for the activation delay, then its last token lives for
+// the longest token lifetime, and other replicas may notice the rotation
+// a reload interval late; five minutes cover clock skew.
 func keyRetention(cfg *config.Config) time.Duration {
-	return time.Duration(cfg.Tokens.MaxTTL) + keyReloadInterval + 5*time.Minute
+	return keyActivation + time.Duration(cfg.Tokens.MaxTTL) + keyReloadInterval + 5*time.Minute
 }
 
-const keyReloadInterval = 30 * time.Second
+const (
+	// keyReloadInterval is how often a server reads the signing keys again.
+	keyReloadInterval = 30 * time.Second
+	// keyActivation is how long a new key is in the JWKS before it signs:
+	// the JWKS answer's max-age (60 s), a reload interval, and 30 s more.
+	keyActivation = 2 * time.Minute
+)
 
 func (a *app) close() {
 	if err := a.store.Close(); err != nil {

@@ -253,7 +253,9 @@ func stepIntrospect(ctx context.Context, c *client, opts options, token string,
 	}
 
 	if active := result["active"].(bool); active != wantActive {
-		return fmt.Errorf("introspection returned active=%t, expected %t", active, wantActive)
+		return fmt.Errorf("introspection returned active=%t, expected %t; a connector sees only tokens "+
+			"for the audiences in its clients.yaml entry, so check that -audience is one of %s's",
+			active, wantActive, opts.connectorID)
 	}
 	return nil
 }

@@ -51,13 +51,21 @@ type oauthError struct {
 	Status      int
 	Code        string `json:"error"`
 	Description string `json:"error_description"`
+	// ACRValues and MaxAge come with insufficient_user_authentication
+	// (RFC 9470, Section 3): what step-up would satisfy the request.
+	ACRValues string `json:"acr_values"`
+	MaxAge    int64  `json:"max_age"`
 }
 
 func (e *oauthError) Error() string {
-	if e.Description == "" {
-		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Code)
+	msg := fmt.Sprintf("HTTP %d: %s", e.Status, e.Code)
+	if e.Description != "" {
+		msg += ": " + e.Description
 	}
-	return fmt.Sprintf("HTTP %d: %s: %s", e.Status, e.Code, e.Description)
+	if e.ACRValues != "" {
+		msg += fmt.Sprintf(" (acr_values %s, max_age %d s)", e.ACRValues, e.MaxAge)
+	}
+	return msg
 }
 
 // actionClaims are the claims of an RFC 9068 access token that the

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 )
@@ -107,7 +109,8 @@ func From(err error) *Error {
 
 // Write sends err as a JSON error response with Cache-Control: no-store
 // (RFC 6749 §5.1, §5.2). A server error is logged with its cause at error
-// level; the client sees only a generic description.
+// level; the client sees only a generic description. The description is
+// sent in the character set that RFC 6749 §5.2 allows.
 func Write(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	e := From(err)
 	if e.Status >= http.StatusInternalServerError && logger != nil {
@@ -121,7 +124,7 @@ func Write(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err erro
 	}
 	body["error"] = e.Code
 	if e.Description != "" {
-		body["error_description"] = e.Description
+		body["error_description"] = descriptionText(e.Description)
 	}
 
 	h := w.Header()
@@ -133,4 +136,79 @@ func Write(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err erro
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// maxQuoted is the number of bytes of a client-supplied value that Quote
+// keeps, so a hostile value cannot make an answer or an audit record large.
+const maxQuoted = 64
+
+// Quote returns s in single quotes for an error description. It keeps at
+// most 64 bytes of s and replaces every byte that RFC 6749, Section 5.2
+// does not allow in error_description with '?'.
+func Quote(s string) string {
+	truncated := len(s) > maxQuoted
+	if truncated {
+		s = s[:maxQuoted]
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 5)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !descriptionByte(c) {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	if truncated {
+		b.WriteString("...")
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// descriptionByte reports whether c may appear in error_description: RFC
+// 6749, Section 5.2 allows only %x20-21 / %x23-5B / %x5D-7E.
+func descriptionByte(c byte) bool {
+	return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'
+}
+
+// descriptionText returns desc in the character set of RFC 6749, Section
+// 5.2. A section sign becomes "Section ", a double quote becomes a single
+// quote, and any other character outside the set becomes '?'. It is the
+// last line of defence for descriptions that repeat fosite hints or
+// library errors, which may carry client input.
+func descriptionText(desc string) string {
+	clean := true
+	for i := 0; i < len(desc); i++ {
+		if !descriptionByte(desc[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return desc
+	}
+
+	var b strings.Builder
+	b.Grow(len(desc) + 8)
+	for i := 0; i < len(desc); {
+		c := desc[i]
+		if descriptionByte(c) {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(desc[i:])
+		switch {
+		case r == '\u00a7':
+			b.WriteString("Section ")
+		case c == '"':
+			b.WriteByte('\'')
+		default:
+			b.WriteByte('?')
+		}
+		i += size
+	}
+	return b.String()
 }

@@ -349,7 +349,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	t.Run("expired token", func(t *testing.T) {
-		// The token lives 5 minutes; the connector's clock moves past that
+		// The token lives 5 minutes, and the connector's clock moves past that
 		// while the proof stays fresh by the same clock.
 		clock.set(6 * time.Minute)
 		defer clock.set(0)

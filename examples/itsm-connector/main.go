@@ -1,7 +1,7 @@
 // Command itsm-connector is a small ticket API that accepts only Sotto
 // action tokens, checked with the connector package.
 //
-//	POST /tickets  requires scope ticket:create and answers 201 with the ticket
+//	POST /tickets  requires scope ticket:create and returns 201 with the ticket
 //	GET  /tickets  requires scope ticket:read and lists the caller's tickets
 //
 // Start a Sotto server, then run from the repository root:
@@ -44,7 +44,7 @@ type options struct {
 	clientSecret string
 	nonces       bool
 
-	// now is the validator's clock; nil means time.Now. Tests set it.
+	// now is the validator's clock, or nil for time.Now. Tests set it.
 	now func() time.Time
 }
 

@@ -60,7 +60,7 @@ func (s *ticketStore) byReporter(reporter string) []ticket {
 }
 
 // newHandler returns the ticket API behind validator. With introspect,
-// creating a ticket also asks the issuer whether the token is active.
+// creating a ticket also checks with the issuer whether the token is active.
 func newHandler(validator *connector.Validator, introspect bool, logger *slog.Logger) http.Handler {
 	store := &ticketStore{}
 	mux := http.NewServeMux()

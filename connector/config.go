@@ -101,7 +101,7 @@ type IntrospectionConfig struct {
 	// Endpoint overrides the introspection_endpoint of the metadata.
 	Endpoint string
 
-	// CacheTTL is how long an answer is reused for the same token. Zero
+	// CacheTTL is how long a response is reused for the same token. Zero
 	// means 5 seconds, and a negative value disables the cache. Errors
 	// are never cached.
 	CacheTTL time.Duration

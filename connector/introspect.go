@@ -14,11 +14,11 @@ import (
 	"time"
 )
 
-// maxIntrospectionEntries bounds the introspection answer cache.
+// maxIntrospectionEntries bounds the cache of introspection responses.
 const maxIntrospectionEntries = 10_000
 
-// introspector asks the issuer whether a token is active (RFC 7662) and
-// caches the answers briefly.
+// introspector queries the issuer whether a token is active (RFC 7662) and
+// caches the responses briefly.
 type introspector struct {
 	client       *http.Client
 	endpoint     string
@@ -58,7 +58,7 @@ func newIntrospector(client *http.Client, md *metadata, cfg IntrospectionConfig,
 }
 
 // active returns the active member of the introspection response for
-// token. expiresAt caps how long a positive answer is cached.
+// token. expiresAt caps how long an active response is cached.
 func (in *introspector) active(ctx context.Context, token string, expiresAt time.Time) (bool, error) {
 	// The cache key is a hash, so the cache holds no usable token.
 	key := sha256.Sum256([]byte(token))

@@ -14,7 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// Requirement is what a route demands of an action token.
+// Requirement lists the conditions a route sets for an action token.
 type Requirement struct {
 	// Scope is the catalog action the token's scope claim must contain,
 	// such as "ticket:create". Empty means any scope.

@@ -277,7 +277,7 @@ func TestRequire(t *testing.T) {
 	}
 }
 
-// okHandler answers 200 with the claims it found in the context.
+// okHandler responds 200 with the claims it found in the context.
 func okHandler(t *testing.T) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, ok := ClaimsFrom(r.Context())

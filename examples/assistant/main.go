@@ -21,7 +21,8 @@
 //	go run ./examples/assistant
 //
 // The flags -issuer, -scope, -audience, -sub, -groups and -idp-key change
-// what it asks for. It talks only to loopback addresses unless
+// what it asks for. With -connector http://127.0.0.1:8090 it also creates
+// a ticket at the example ITSM connector after step 5. It talks only to loopback addresses unless
 // -allow-remote is given, and exits with status 1 on the first failure.
 package main
 
@@ -53,6 +54,7 @@ type options struct {
 	clientID        string
 	connectorID     string
 	connectorSecret string
+	connector       string
 	allowRemote     bool
 	timeout         time.Duration
 }
@@ -83,6 +85,8 @@ func parseFlags() options {
 	flag.StringVar(&opts.connectorID, "connector-id", "itsm-connector", "client ID of the introspecting connector")
 	flag.StringVar(&opts.connectorSecret, "connector-secret", "itsm-connector-dev-secret",
 		"client secret of the introspecting connector (the development secret by default)")
+	flag.StringVar(&opts.connector, "connector", "",
+		"base URL of the example ITSM connector; when set, the action token creates a ticket there")
 	flag.BoolVar(&opts.allowRemote, "allow-remote", false, "permit an issuer that is not a loopback address")
 	flag.DurationVar(&opts.timeout, "timeout", 10*time.Second, "timeout of each HTTP request")
 	flag.Parse()
@@ -132,6 +136,11 @@ func run(opts options) error {
 	}
 	if err := stepVerify(ctx, c, opts, token, key); err != nil {
 		return err
+	}
+	if opts.connector != "" {
+		if err := stepConnector(ctx, c, opts, token, key); err != nil {
+			return err
+		}
 	}
 	if err := stepIntrospect(ctx, c, opts, token, 6, "Introspect the action token", true); err != nil {
 		return err

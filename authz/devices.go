@@ -42,7 +42,7 @@ type enrolRequest struct {
 	Attestation  string `json:"attestation"`
 }
 
-// deviceJSON is the JSON form of a device in answers.
+// deviceJSON is the JSON form of a device in responses.
 type deviceJSON struct {
 	JKT        string    `json:"jkt"`
 	Subject    string    `json:"subject"`
@@ -53,11 +53,10 @@ type deviceJSON struct {
 	LastSeenAt time.Time `json:"last_seen_at"`
 }
 
-// handleEnrol enrols the key of a DPoP proof as a device of the user whose
-// corporate ID token the body carries: parse, verify the proof (RFC 9449
-// §4.3) for this endpoint, verify the subject token as an exchange does,
-// verify the optional attestation, then store device, proof claim and
-// audit record in one transaction.
+// handleEnrol enrols the key of the DPoP proof as a device of the user
+// whose corporate ID token the body contains. It verifies the proof (RFC
+// 9449 §4.3), the subject token and the optional attestation, then stores
+// the device, the proof claim and the audit record in one transaction.
 func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := s.now()

@@ -32,7 +32,7 @@ type Attester struct {
 	Algorithms []jose.SignatureAlgorithm
 }
 
-// Attestation is what a verified device attestation asserts.
+// Attestation is the content of a verified device attestation.
 type Attestation struct {
 	Issuer string
 	// Subject is the attester's identifier of the device, if it sent one.
@@ -116,7 +116,7 @@ func (v *AttestationVerifier) Verify(ctx context.Context, token, jkt string) (*A
 	}
 	header := parsed.Headers[0]
 	// RFC 8725 §3.11: an access token or a DPoP proof is never an
-	// attestation, whoever signed it.
+	// attestation, even when an attester's key signed it.
 	if typ, _ := header.ExtraHeaders[jose.HeaderType].(string); strings.Contains(strings.ToLower(typ), "at+jwt") ||
 		strings.Contains(strings.ToLower(typ), "dpop+jwt") {
 		return nil, rejectf("typ", "typ %s marks another kind of JWT: send the attestation of the device management service", safeQuote(typ))

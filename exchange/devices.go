@@ -33,7 +33,7 @@ type DeviceStore interface {
 
 // deviceTrust returns the trust level of the key jkt for subject: the
 // stored level of a device enrolled for subject, DeviceRevoked for a
-// revoked device whoever it belongs to, and DeviceUnregistered otherwise.
+// revoked device of any subject, and DeviceUnregistered otherwise.
 // A key enrolled for someone else counts as unregistered for subject.
 func (h *Handler) deviceTrust(ctx context.Context, jkt, subject string) (string, error) {
 	if h.Devices == nil {
@@ -73,20 +73,20 @@ func checkDevice(trust string, action *Action) *oauth.Error {
 	if trustRank[trust] >= trustRank[action.DeviceTrust] {
 		return nil
 	}
-	how := "enrol the device key at the devices endpoint"
+	remedy := "enrol the device key at the devices endpoint"
 	if action.DeviceTrust == DeviceTrustManaged {
-		how = "enrol the device key with an attestation from device management, or ask an administrator to mark the device managed"
+		remedy = "enrol the device key with an attestation from device management, or ask an administrator to mark the device managed"
 	}
 	e := oauth.New("access_denied", "device_trust_insufficient", fmt.Sprintf(
 		"The action %s requires a %s device, and this device key is %s: %s.",
-		action.Scope, action.DeviceTrust, trust, how))
+		action.Scope, action.DeviceTrust, trust, remedy))
 	return e
 }
 
-// lastSeen updates the devices' last-seen times in the background, at
-// most once a minute per device and process, so the exchange never waits
-// for it. The store's own condition keeps replicas from writing more often
-// than that too.
+// lastSeen records when this process last updated each device's
+// last-seen time, so it starts at most one background update a minute per
+// device. TouchDevice skips rows written less than a minute before, which
+// limits the writes of other replicas too.
 type lastSeen struct {
 	mu      sync.Mutex
 	touched map[string]time.Time

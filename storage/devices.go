@@ -73,8 +73,8 @@ type EnrollWrite struct {
 // EnrollDevice claims the proof, then creates the device or updates an
 // existing enrolment of the same key for the same subject, and appends the
 // audit record, in one transaction. An update keeps the enrolment time,
-// takes the new kind and name, and raises the trust to managed when w asks
-// for it but never lowers it. It returns the stored device and whether it
+// takes the new kind and name, and raises the trust to managed when w
+// requests it but never lowers it. It returns the stored device and whether it
 // was created. It fails with ErrProofReplayed, ErrDeviceOtherSubject or
 // ErrDeviceRevoked and then writes nothing.
 func (s *Store) EnrollDevice(ctx context.Context, w EnrollWrite) (*Device, bool, error) {

@@ -13,6 +13,10 @@ type Event string
 const (
 	EventExchange   Event = "token_exchange"
 	EventRevocation Event = "token_revocation"
+	// Events of the device registry.
+	EventDeviceEnrolment  Event = "device_enrolment"
+	EventDeviceTrust      Event = "device_trust_change"
+	EventDeviceRevocation Event = "device_revocation"
 )
 
 // Decision is the outcome of an event.
@@ -24,6 +28,8 @@ const (
 	DecisionRefused        Decision = "refused"
 	DecisionStepUpRequired Decision = "step_up_required"
 	DecisionRevoked        Decision = "revoked"
+	DecisionEnrolled       Decision = "enrolled"
+	DecisionChanged        Decision = "changed"
 )
 
 // Record is one audit record. Reason is a stable machine-readable code (an
@@ -31,14 +37,17 @@ const (
 // dpop_replay); Detail is a sentence for people that never contains a
 // token, proof or secret.
 type Record struct {
-	ID             int64     `json:"id,omitempty"`
-	Time           time.Time `json:"time"`
-	RequestID      string    `json:"request_id"`
-	Event          Event     `json:"event"`
-	ClientID       string    `json:"client_id,omitempty"`
-	Subject        string    `json:"subject,omitempty"`
-	SubjectIssuer  string    `json:"subject_issuer,omitempty"`
-	DeviceJKT      string    `json:"device_jkt,omitempty"`
+	ID            int64     `json:"id,omitempty"`
+	Time          time.Time `json:"time"`
+	RequestID     string    `json:"request_id"`
+	Event         Event     `json:"event"`
+	ClientID      string    `json:"client_id,omitempty"`
+	Subject       string    `json:"subject,omitempty"`
+	SubjectIssuer string    `json:"subject_issuer,omitempty"`
+	DeviceJKT     string    `json:"device_jkt,omitempty"`
+	// DeviceTrust is the trust level of the device key at the decision:
+	// unregistered, registered, managed or revoked.
+	DeviceTrust    string    `json:"device_trust,omitempty"`
 	Action         string    `json:"action,omitempty"`
 	Audience       string    `json:"audience,omitempty"`
 	CatalogEntry   string    `json:"catalog_entry,omitempty"`

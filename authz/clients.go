@@ -21,14 +21,17 @@ import (
 
 // Client is a registered client, loaded from the clients file.
 type Client struct {
-	ID           string
-	Name         string
-	Public       bool
-	SecretHash   []byte // bcrypt, or plainDigestPrefix + hex SHA-256 of a plaintext secret
-	GrantTypes   fosite.Arguments
-	RequireDPoP  bool
-	Audiences    []string
-	hasPlaintext bool
+	ID          string
+	Name        string
+	Public      bool
+	SecretHash  []byte // bcrypt, or plainDigestPrefix + hex SHA-256 of a plaintext secret
+	GrantTypes  fosite.Arguments
+	RequireDPoP bool
+	// RequireDPoPNonce makes the token endpoint demand a server nonce in
+	// the client's proofs (RFC 9449, Section 8).
+	RequireDPoPNonce bool
+	Audiences        []string
+	hasPlaintext     bool
 }
 
 var _ exchange.Client = (*Client)(nil)
@@ -40,12 +43,13 @@ const plainDigestPrefix = "sha256:"
 // NewClient converts a configured client.
 func NewClient(c config.Client) *Client {
 	out := &Client{
-		ID:          c.ClientID,
-		Name:        c.Name,
-		Public:      c.Public,
-		GrantTypes:  fosite.Arguments(c.GrantTypes),
-		RequireDPoP: c.RequireDPoP,
-		Audiences:   c.Audiences,
+		ID:               c.ClientID,
+		Name:             c.Name,
+		Public:           c.Public,
+		GrantTypes:       fosite.Arguments(c.GrantTypes),
+		RequireDPoP:      c.RequireDPoP,
+		RequireDPoPNonce: c.RequireDPoPNonce,
+		Audiences:        c.Audiences,
 	}
 	switch {
 	case c.ClientSecretHash != "":
@@ -111,6 +115,9 @@ func checkOneAuthMethod(r *http.Request, form url.Values) error {
 	}
 	return nil
 }
+
+// DPoPNonceRequired implements exchange.NonceClient.
+func (c *Client) DPoPNonceRequired() bool { return c.RequireDPoPNonce }
 
 // clientStore is the fosite.Storage of the provider: the registered
 // clients. Client assertions (RFC 7523) are not offered, so their jti

@@ -26,6 +26,7 @@ const (
 	PathRevoke     = "/oauth2/revoke"
 	PathJWKS       = "/oauth2/jwks"
 	PathHealth     = "/healthz"
+	PathDevices    = "/devices"
 	pathMetadata   = "/.well-known/oauth-authorization-server"
 )
 
@@ -33,6 +34,7 @@ const (
 type Store interface {
 	exchange.Store
 	KeyStore
+	DeviceStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
 	Ping(ctx context.Context) error
@@ -52,6 +54,9 @@ type Server struct {
 	metadata []byte
 	router   *mux.Router
 	refusals *rateLimitedLog
+	nonces   *devicebind.Nonces
+	attest   *exchange.AttestationVerifier
+	subjects *exchange.SubjectVerifier
 }
 
 // Options configure a Server beyond its configuration.
@@ -91,6 +96,16 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		return nil, fmt.Errorf("trusted issuers: %w", err)
 	}
 
+	s.subjects = subjects
+	if s.nonces, err = devicebind.NewNonces(ctx, store, time.Duration(cfg.DPoP.NonceLifetime), o.Now); err != nil {
+		return nil, err
+	}
+	if s.attest, err = exchange.NewAttestationVerifier(deviceAttesters(cfg), exchange.SubjectOptions{
+		Leeway: time.Duration(cfg.Tokens.SubjectLeeway), Now: o.Now, HTTPClient: o.HTTPClient, Logger: o.Logger,
+	}); err != nil {
+		return nil, fmt.Errorf("device attesters: %w", err)
+	}
+
 	s.exchange = exchange.NewHandler(exchange.Options{
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,
@@ -98,6 +113,8 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		Catalog:  s.catalog,
 		Subjects: subjects,
 		DPoP:     &devicebind.Verifier{Window: time.Duration(cfg.DPoP.IATWindow), Now: o.Now},
+		Nonces:   s.nonces,
+		Devices:  store,
 		Signer:   keys,
 		Store:    store,
 		Logger:   o.Logger,
@@ -149,6 +166,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathToken, http.HandlerFunc(s.handleToken))
 	r.Handle(base+PathIntrospect, http.HandlerFunc(s.handleIntrospect))
 	r.Handle(base+PathRevoke, http.HandlerFunc(s.handleRevoke))
+	r.Handle(base+PathDevices, http.HandlerFunc(s.handleEnrol)).Methods(http.MethodPost)
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the

@@ -56,6 +56,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, attempt, err)
 		return
 	}
+	// RFC 9449 §8.2: a success may carry a new nonce. It is sent when the
+	// proof used the previous slot's nonce, which stops being accepted at
+	// the next rotation, or when the current slot is in its last quarter,
+	// so a busy client never needs a use_dpop_nonce round trip.
+	if exchange.NeedsNonce(ar.GetClient()) && attempt.Proof != nil {
+		if current := s.nonces.Current(); attempt.Proof.Nonce != current || s.nonces.RotatesSoon() {
+			w.Header().Set("DPoP-Nonce", current)
+		}
+	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 

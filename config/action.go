@@ -25,7 +25,19 @@ type Action struct {
 	// Groups are the groups allowed the action. Empty allows any
 	// authenticated user.
 	Groups []string `yaml:"groups"`
+	// DeviceTrust is the lowest trust level of the device key the action
+	// accepts: any, registered or managed.
+	DeviceTrust string `yaml:"device_trust"`
 }
+
+// Device trust levels an action may require in device_trust.
+const (
+	DeviceTrustAny        = "any"
+	DeviceTrustRegistered = "registered"
+	DeviceTrustManaged    = "managed"
+)
+
+var deviceTrusts = []string{DeviceTrustAny, DeviceTrustRegistered, DeviceTrustManaged}
 
 // Step-up requirements an action may have in step_up.
 const (
@@ -41,6 +53,10 @@ func (a *Action) applyDefaults() {
 	a.StepUp = strings.ToLower(strings.TrimSpace(a.StepUp))
 	if a.StepUp == "" {
 		a.StepUp = StepUpNone
+	}
+	a.DeviceTrust = strings.ToLower(strings.TrimSpace(a.DeviceTrust))
+	if a.DeviceTrust == "" {
+		a.DeviceTrust = DeviceTrustAny
 	}
 }
 
@@ -82,6 +98,9 @@ func validateActions(path string, actions []Action) []Problem {
 		}
 		if !slices.Contains(stepUps, a.StepUp) {
 			ps.add(path, key+".step_up", a.StepUp, "one of "+strings.Join(stepUps, ", "))
+		}
+		if !slices.Contains(deviceTrusts, a.DeviceTrust) {
+			ps.add(path, key+".device_trust", a.DeviceTrust, "one of "+strings.Join(deviceTrusts, ", "))
 		}
 		for j, g := range a.Groups {
 			if strings.TrimSpace(g) == "" {

@@ -29,6 +29,9 @@ type Client struct {
 	GrantTypes []string `yaml:"grant_types"`
 	// RequireDPoP rejects the client's token requests without a DPoP proof.
 	RequireDPoP bool `yaml:"require_dpop"`
+	// RequireDPoPNonce makes the client's DPoP proofs at the token
+	// endpoint carry a nonce the server provided (RFC 9449, Section 8).
+	RequireDPoPNonce bool `yaml:"require_dpop_nonce"`
 	// Audiences are the audiences whose tokens the client may see at
 	// introspection.
 	Audiences []string `yaml:"audiences"`
@@ -55,6 +58,7 @@ func (cl Client) LogValue() slog.Value {
 		slog.Bool("public", cl.Public),
 		slog.Any("grant_types", cl.GrantTypes),
 		slog.Bool("require_dpop", cl.RequireDPoP),
+		slog.Bool("require_dpop_nonce", cl.RequireDPoPNonce),
 	)
 }
 
@@ -84,6 +88,10 @@ func validateClients(path string, clients []Client) []Problem {
 		}
 
 		validateClientAuth(&ps, path, key, cl)
+		if cl.RequireDPoPNonce && !slices.Contains(cl.GrantTypes, GrantTypeTokenExchange) {
+			ps.add(path, key+".require_dpop_nonce", "true",
+				"require_dpop_nonce only on a client with the token exchange grant, the grant that takes DPoP proofs")
+		}
 
 		for j, gt := range cl.GrantTypes {
 			gkey := indexKey(key+".grant_types", j)

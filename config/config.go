@@ -17,6 +17,9 @@ type Config struct {
 	Listen         string          `mapstructure:"listen"`
 	Storage        Storage         `mapstructure:"storage"`
 	TrustedIssuers []TrustedIssuer `mapstructure:"trusted_issuers"`
+	// DeviceAttesters are the device management services whose
+	// attestations make a device managed.
+	DeviceAttesters []DeviceAttester `mapstructure:"device_attesters"`
 	// ClientsFile is the absolute path of the clients file.
 	ClientsFile string `mapstructure:"clients_file"`
 	// CatalogFile is the absolute path of the scope catalog file.
@@ -98,6 +101,10 @@ type DPoP struct {
 	// IATWindow is how far a proof's iat may be from the server clock, at
 	// most MaxDPoPIATWindow.
 	IATWindow Duration `mapstructure:"iat_window"`
+	// NonceLifetime is the length of the time slot of a server-provided
+	// nonce (RFC 9449, Section 8). The nonce of the previous slot is still
+	// accepted, so a nonce is valid for one to two slots.
+	NonceLifetime Duration `mapstructure:"nonce_lifetime"`
 }
 
 // Keys locates the key-encryption key that seals the private signing keys.
@@ -153,7 +160,7 @@ func Default() *Config {
 			SigningAlg:    "ES256",
 			SubjectLeeway: Duration(30 * time.Second),
 		},
-		DPoP: DPoP{IATWindow: Duration(60 * time.Second)},
+		DPoP: DPoP{IATWindow: Duration(60 * time.Second), NonceLifetime: Duration(5 * time.Minute)},
 		Log:  Log{Format: "json", Level: "info"},
 		HTTP: HTTP{
 			ReadTimeout:       Duration(10 * time.Second),

@@ -26,6 +26,7 @@ func (c *Config) applyDefaults() {
 		c.Storage.DSN = "sotto.db"
 	}
 
+	c.applyAttesterDefaults()
 	for i := range c.TrustedIssuers {
 		ti := &c.TrustedIssuers[i]
 		if ti.GroupsClaim == "" {
@@ -56,6 +57,9 @@ func (c *Config) resolvePaths() {
 	c.CatalogFile = c.resolve(c.CatalogFile)
 	for i := range c.TrustedIssuers {
 		c.TrustedIssuers[i].JWKSFile = c.resolve(c.TrustedIssuers[i].JWKSFile)
+	}
+	for i := range c.DeviceAttesters {
+		c.DeviceAttesters[i].JWKSFile = c.resolve(c.DeviceAttesters[i].JWKSFile)
 	}
 
 	keyDir := c.Dir

@@ -28,6 +28,7 @@ func (c *Config) validate() []Problem {
 	c.validateServer(&ps)
 	c.validateStorage(&ps)
 	c.validateTrustedIssuers(&ps)
+	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
 	c.validateKeys(&ps)
 
@@ -240,6 +241,7 @@ func (c *Config) validateLimits(ps *problems) {
 	}{
 		{"tokens.max_ttl", c.Tokens.MaxTTL},
 		{"dpop.iat_window", c.DPoP.IATWindow},
+		{"dpop.nonce_lifetime", c.DPoP.NonceLifetime},
 		{"http.read_timeout", c.HTTP.ReadTimeout},
 		{"http.write_timeout", c.HTTP.WriteTimeout},
 		{"http.idle_timeout", c.HTTP.IdleTimeout},

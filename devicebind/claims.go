@@ -134,6 +134,14 @@ func (v *Verifier) checkClaims(c *proofClaims, req Request, expectedURI string) 
 			return fail("nonce", "DPoP proof nonce does not match the nonce from the DPoP-Nonce header")
 		}
 	}
+	if req.AcceptNonce != nil {
+		if c.nonce == "" {
+			return fail("nonce", "DPoP proof has no nonce claim; use the nonce from the DPoP-Nonce header")
+		}
+		if !req.AcceptNonce(c.nonce) {
+			return fail("nonce", "DPoP proof nonce is not current; use the nonce from the latest DPoP-Nonce header")
+		}
+	}
 	return nil
 }
 

@@ -69,6 +69,12 @@ type Request struct {
 	// Nonce, when set, requires the proof's nonce claim to equal it
 	// (RFC 9449, Section 8).
 	Nonce string
+
+	// AcceptNonce, when set, requires the proof to carry a nonce claim for
+	// which AcceptNonce returns true, such as Nonces.Valid, which accepts
+	// the current and the previous nonce (RFC 9449, Section 8). It is
+	// checked after Nonce. A failure is an [*Error] with Check "nonce".
+	AcceptNonce func(nonce string) bool
 }
 
 // Proof is a verified DPoP proof.

@@ -17,6 +17,9 @@ type Attempt struct {
 	Subject   *Subject
 	Action    *Action
 	Audience  string
+	// DeviceTrust is the trust level of the proof's key for the subject,
+	// once the device policy has looked it up.
+	DeviceTrust string
 
 	claims   *Claims
 	recorded bool

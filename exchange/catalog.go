@@ -37,6 +37,9 @@ type Action struct {
 	MaxTTL      time.Duration
 	StepUp      string
 	Groups      []string
+	// DeviceTrust is the lowest device trust level the action accepts:
+	// DeviceTrustAny, DeviceTrustRegistered or DeviceTrustManaged.
+	DeviceTrust string
 	// Version identifies this entry's content: the first 16 hex digits of
 	// the SHA-256 of its canonical JSON. Audit records name it, so a
 	// decision can be matched to the exact rule it was made under.
@@ -63,9 +66,13 @@ func NewCatalog(actions []config.Action, maxTTL time.Duration) *Catalog {
 			MaxTTL:      min(time.Duration(a.MaxTTL), maxTTL),
 			StepUp:      a.StepUp,
 			Groups:      append([]string(nil), a.Groups...),
+			DeviceTrust: a.DeviceTrust,
 		}
 		if action.StepUp == "" {
 			action.StepUp = StepUpNone
+		}
+		if action.DeviceTrust == "" {
+			action.DeviceTrust = DeviceTrustAny
 		}
 		action.Version = contentVersion(action)
 		c.actions[action.Scope] = action

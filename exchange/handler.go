@@ -41,6 +41,14 @@ type Client interface {
 	DPoPRequired() bool
 }
 
+// NonceClient is a Client that may require server-provided DPoP nonces.
+// A Client without this method never needs one.
+type NonceClient interface {
+	// DPoPNonceRequired reports whether the client's proofs must carry a
+	// nonce from the server's DPoP-Nonce header (RFC 9449, Section 8).
+	DPoPNonceRequired() bool
+}
+
 // Signer signs the payload of an action token as an RFC 9068 JWT with the
 // server's current signing key.
 type Signer interface {
@@ -61,15 +69,21 @@ type Options struct {
 	Catalog  *Catalog
 	Subjects *SubjectVerifier
 	DPoP     *devicebind.Verifier
-	Signer   Signer
-	Store    Store
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Nonces issues and checks DPoP nonces for the clients that require
+	// them. Nil makes such clients' exchanges fail with server_error.
+	Nonces *devicebind.Nonces
+	// Devices is the device registry. Nil treats every key as unenrolled.
+	Devices DeviceStore
+	Signer  Signer
+	Store   Store
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler is the fosite.TokenEndpointHandler of the token exchange grant.
 type Handler struct {
 	Options
+	seen lastSeen
 }
 
 var _ fosite.TokenEndpointHandler = (*Handler)(nil)
@@ -118,7 +132,7 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 			"The client is not registered for the token exchange grant; add it to the client's grant_types.")
 	}
 
-	proof, err := h.verifyProof(ctx)
+	proof, err := h.verifyProof(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -141,6 +155,17 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 		return err
 	}
 	attempt.Audience = audience
+
+	// Device policy before the groups: a revoked key is refused whoever
+	// presents it.
+	trust, err := h.deviceTrust(ctx, proof.JKT, subject.ID)
+	if err != nil {
+		return oauth.ServerError(fmt.Errorf("read device: %w", err))
+	}
+	attempt.DeviceTrust = trust
+	if e := checkDevice(trust, action); e != nil {
+		return e
+	}
 
 	if e := decide(subject, action); e != nil {
 		return e
@@ -185,21 +210,38 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 // verifyProof checks the request's DPoP proof against the token endpoint
 // (RFC 9449 §4.3). Every token exchange needs one: action tokens are never
 // bearer tokens.
-func (h *Handler) verifyProof(ctx context.Context) (*devicebind.Proof, error) {
+func (h *Handler) verifyProof(ctx context.Context, client Client) (*devicebind.Proof, error) {
 	r, ok := ctx.Value(fosite.RequestContextKey).(*http.Request)
 	if !ok {
 		return nil, oauth.ServerError(errors.New("the HTTP request is missing from the context"))
 	}
-	proof, err := h.DPoP.Verify(devicebind.Request{
+	req := devicebind.Request{
 		Headers: r.Header.Values("DPoP"),
 		Method:  r.Method,
 		URI:     h.TokenURL,
-	})
+	}
+	needsNonce := NeedsNonce(client)
+	if needsNonce {
+		if h.Nonces == nil {
+			return nil, oauth.ServerError(errors.New("a client requires DPoP nonces but the handler has no Nonces"))
+		}
+		req.AcceptNonce = h.Nonces.Valid
+	}
+	proof, err := h.DPoP.Verify(req)
+	var pe *devicebind.Error
+	if needsNonce && errors.As(err, &pe) && pe.Check == "nonce" {
+		// RFC 9449 §8: a missing or stale nonce is answered with
+		// use_dpop_nonce and a fresh nonce in the DPoP-Nonce header, so
+		// the client can retry at once.
+		e := oauth.New(oauth.CodeUseDPoPNonce, "dpop_nonce",
+			"The DPoP proof must carry the server nonce: retry with a new proof whose nonce claim is the value of the DPoP-Nonce header (RFC 9449 §8).")
+		e.Header = http.Header{"Dpop-Nonce": {h.Nonces.Current()}}
+		return nil, e
+	}
 	if errors.Is(err, devicebind.ErrMissing) {
 		return nil, oauth.New(oauth.CodeInvalidDPoPProof, "dpop_missing",
 			"A DPoP proof is required for token exchange: send one DPoP header signed by the device key (RFC 9449 §4).")
 	}
-	var pe *devicebind.Error
 	if errors.As(err, &pe) {
 		return nil, oauth.New(oauth.CodeInvalidDPoPProof, "dpop_"+pe.Check, pe.Description)
 	}
@@ -207,6 +249,12 @@ func (h *Handler) verifyProof(ctx context.Context) (*devicebind.Proof, error) {
 		return nil, oauth.ServerError(err)
 	}
 	return proof, nil
+}
+
+// NeedsNonce reports whether client's proofs must carry a server nonce.
+func NeedsNonce(client any) bool {
+	nc, ok := client.(NonceClient)
+	return ok && nc.DPoPNonceRequired()
 }
 
 // verifySubject checks the subject token and its type (RFC 8693 §2.1).
@@ -396,6 +444,9 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 	if result.Replayed {
 		return errReplay
 	}
+	if attempt.DeviceTrust != DeviceUnregistered {
+		h.touchDevice(claims.Confirmation.JKT, h.Now())
+	}
 
 	resp.SetAccessToken(token)
 	resp.SetTokenType("DPoP") // RFC 9449 §5
@@ -449,14 +500,15 @@ func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error
 
 func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detail string) audit.Record {
 	rec := audit.Record{
-		Time:      h.Now().UTC(),
-		RequestID: a.RequestID,
-		Event:     audit.EventExchange,
-		ClientID:  a.ClientID,
-		Audience:  a.Audience,
-		Decision:  decision,
-		Reason:    reason,
-		Detail:    detail,
+		Time:        h.Now().UTC(),
+		RequestID:   a.RequestID,
+		Event:       audit.EventExchange,
+		ClientID:    a.ClientID,
+		Audience:    a.Audience,
+		Decision:    decision,
+		Reason:      reason,
+		Detail:      detail,
+		DeviceTrust: a.DeviceTrust,
 	}
 	if a.Proof != nil {
 		rec.DeviceJKT = a.Proof.JKT

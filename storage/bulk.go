@@ -78,13 +78,13 @@ func (m accessTokenModel) values() []any {
 var auditRecordColumns = []string{
 	"time", "request_id", "event", "client_id", "subject", "subject_issuer", "device_jkt",
 	"action", "audience", "catalog_entry", "catalog_version", "decision", "reason", "detail",
-	"token_id", "token_expires_at", "count",
+	"token_id", "token_expires_at", "count", "device_trust",
 }
 
 func (m auditRecordModel) values() []any {
 	return []any{
 		m.Time, m.RequestID, m.Event, m.ClientID, m.Subject, m.SubjectIssuer, m.DeviceJKT,
 		m.Action, m.Audience, m.CatalogEntry, m.CatalogVersion, m.Decision, m.Reason, m.Detail,
-		m.TokenID, m.TokenExpiresAt, m.Count,
+		m.TokenID, m.TokenExpiresAt, m.Count, m.DeviceTrust,
 	}
 }

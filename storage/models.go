@@ -71,6 +71,7 @@ type auditRecordModel struct {
 	TokenID        string
 	TokenExpiresAt *time.Time
 	Count          int64
+	DeviceTrust    string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -152,6 +153,7 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		Detail:         r.Detail,
 		TokenID:        r.TokenID,
 		Count:          int64(r.Count),
+		DeviceTrust:    r.DeviceTrust,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -179,6 +181,7 @@ func (m auditRecordModel) toRecord() audit.Record {
 		Detail:         m.Detail,
 		TokenID:        m.TokenID,
 		Count:          int(m.Count),
+		DeviceTrust:    m.DeviceTrust,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

@@ -5,6 +5,7 @@
 //	sotto migrate --config FILE        apply database migrations
 //	sotto keys rotate --config FILE    add a new signing key and retire the current one
 //	sotto audit export --config FILE   write the audit records as JSON lines
+//	sotto devices list|show|trust|revoke  administer enrolled devices
 package main
 
 import (
@@ -26,6 +27,7 @@ commands:
   migrate        apply pending database migrations and exit
   keys rotate    add a new signing key; the current one stays in the JWKS until its tokens expire
   audit export   write audit records as JSON lines to standard output (or --out FILE)
+  devices        list, show, set the trust of, or revoke enrolled devices (sotto devices for help)
 
 Every command takes --config FILE after its name (default $SOTTO_CONFIG,
 or sotto.yaml in the working directory).
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flag.ErrHelp
 		}
 		return runAuditExport(ctx, args[2:], stdout, stderr)
+	case "devices":
+		return runDevices(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

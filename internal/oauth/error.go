@@ -25,6 +25,9 @@ const (
 	// it for resource servers; the token endpoint reuses it on purpose to
 	// ask for step-up before an action token is issued.
 	CodeInsufficientUserAuthentication = "insufficient_user_authentication"
+	// CodeUseDPoPNonce is RFC 9449 §8: the proof must carry the nonce
+	// sent in the DPoP-Nonce header of the answer.
+	CodeUseDPoPNonce = "use_dpop_nonce"
 )
 
 // Error is an OAuth error response. Code and Description are sent; Reason

@@ -16,6 +16,7 @@ import (
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/stepup"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -32,6 +33,7 @@ const (
 // Store is the storage the server needs.
 type Store interface {
 	exchange.Store
+	stepup.Store
 	KeyStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
@@ -52,6 +54,8 @@ type Server struct {
 	metadata []byte
 	router   *mux.Router
 	refusals *rateLimitedLog
+	stepup   *stepup.Service
+	webhook  *stepup.Webhook
 }
 
 // Options configure a Server beyond its configuration.
@@ -60,6 +64,9 @@ type Options struct {
 	Now    func() time.Time
 	// HTTPClient fetches the JWKS of trusted issuers with a jwks_uri.
 	HTTPClient *http.Client
+	// WebhookClient posts push notifications. Nil means a client with a
+	// 5s timeout.
+	WebhookClient *http.Client
 }
 
 // New builds a server from a validated configuration, an opened and
@@ -91,6 +98,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		return nil, fmt.Errorf("trusted issuers: %w", err)
 	}
 
+	s.stepup, s.webhook = newStepUp(cfg, store, subjects, o)
 	s.exchange = exchange.NewHandler(exchange.Options{
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,
@@ -102,6 +110,9 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		Store:    store,
 		Logger:   o.Logger,
 		Now:      o.Now,
+
+		StepUp:          s.stepup,
+		StrongACRValues: strongACRValues(cfg),
 	})
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
@@ -150,6 +161,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathIntrospect, http.HandlerFunc(s.handleIntrospect))
 	r.Handle(base+PathRevoke, http.HandlerFunc(s.handleRevoke))
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
+	s.stepUpRoutes(r, base)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.

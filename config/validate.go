@@ -30,6 +30,8 @@ func (c *Config) validate() []Problem {
 	c.validateTrustedIssuers(&ps)
 	c.validateLimits(&ps)
 	c.validateKeys(&ps)
+	c.validateStepUp(&ps)
+	c.validateStrongACR(&ps)
 
 	if c.ClientsFile == "" {
 		ps.add(c.fileFor("clients_file"), "clients_file", "", "the path of the clients file")

@@ -37,6 +37,11 @@ type Action struct {
 	MaxTTL      time.Duration
 	StepUp      string
 	Groups      []string
+	// MaxAge is how old a step-up may be and still satisfy the action.
+	MaxAge time.Duration
+	// Details declares the RFC 9396 authorization_details the action
+	// takes. Nil means none.
+	Details *config.AuthorizationDetails
 	// Version identifies this entry's content: the first 16 hex digits of
 	// the SHA-256 of its canonical JSON. Audit records name it, so a
 	// decision can be matched to the exact rule it was made under.
@@ -63,9 +68,14 @@ func NewCatalog(actions []config.Action, maxTTL time.Duration) *Catalog {
 			MaxTTL:      min(time.Duration(a.MaxTTL), maxTTL),
 			StepUp:      a.StepUp,
 			Groups:      append([]string(nil), a.Groups...),
+			MaxAge:      time.Duration(a.MaxAge),
+			Details:     a.AuthorizationDetails,
 		}
 		if action.StepUp == "" {
 			action.StepUp = StepUpNone
+		}
+		if action.MaxAge <= 0 {
+			action.MaxAge = DefaultStepUpMaxAge
 		}
 		action.Version = contentVersion(action)
 		c.actions[action.Scope] = action
@@ -101,8 +111,8 @@ func contentVersion(v any) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// acrValues returns the acr values that satisfy the action's step-up.
-func (a *Action) acrValues() []string {
+// ACRValues returns the acr values that satisfy the action's step-up.
+func (a *Action) ACRValues() []string {
 	switch a.StepUp {
 	case StepUpPasskey:
 		return []string{ACRPasskey}

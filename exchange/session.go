@@ -77,6 +77,9 @@ type Claims struct {
 	SubjectIssuer string `json:"sotto_subject_issuer,omitempty"`
 	// CatalogVersion names the catalog entry the decision was made under.
 	CatalogVersion string `json:"sotto_catalog_version,omitempty"`
+	// AuthorizationDetails are the accepted RFC 9396 details (Section 9.1
+	// for JWT access tokens).
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800 §3.1) with the JWK SHA-256

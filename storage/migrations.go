@@ -52,6 +52,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 func migrations() []*gormigrate.Migration {
 	return []*gormigrate.Migration{
 		migrationInitial(),
+		migrationStepUp(),
 	}
 }
 

@@ -71,6 +71,11 @@ type auditRecordModel struct {
 	TokenID        string
 	TokenExpiresAt *time.Time
 	Count          int64
+
+	AuthorizationDetails string
+	DetailsHash          string
+	StepUpMethod         string
+	Approver             string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -152,6 +157,11 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		Detail:         r.Detail,
 		TokenID:        r.TokenID,
 		Count:          int64(r.Count),
+
+		AuthorizationDetails: r.AuthorizationDetails,
+		DetailsHash:          r.DetailsHash,
+		StepUpMethod:         r.StepUpMethod,
+		Approver:             r.Approver,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -179,6 +189,11 @@ func (m auditRecordModel) toRecord() audit.Record {
 		Detail:         m.Detail,
 		TokenID:        m.TokenID,
 		Count:          int(m.Count),
+
+		AuthorizationDetails: m.AuthorizationDetails,
+		DetailsHash:          m.DetailsHash,
+		StepUpMethod:         m.StepUpMethod,
+		Approver:             m.Approver,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

@@ -238,7 +238,7 @@ func (s *Service) pushAllowed(ctx context.Context, b Binding, now time.Time) (*o
 			"Push is locked for the user after %d denied challenges within %s.", denials, s.Push.Lockout))
 		return oauth.New(CodeAccessDenied, "push_locked", fmt.Sprintf(
 			"Push approval is locked for this user after %d denied challenges; retry after %s or use a passkey.",
-			denials, s.Push.Lockout)), nil
+			denials, minutes(s.Push.Lockout))), nil
 	}
 
 	sent, err := s.Store.CountPushChallenges(ctx, b.Subject, now.Add(-s.Push.Window))
@@ -252,7 +252,7 @@ func (s *Service) pushAllowed(ctx context.Context, b Binding, now time.Time) (*o
 			"The user reached %d push challenges within %s.", sent, s.Push.Window))
 		return oauth.New(CodeAccessDenied, "push_rate_limited", fmt.Sprintf(
 			"Too many push approvals were requested for this user: at most %d within %s; retry later.",
-			s.Push.MaxChallenges, s.Push.Window)), nil
+			s.Push.MaxChallenges, minutes(s.Push.Window))), nil
 	}
 	return nil, nil
 }
@@ -421,6 +421,14 @@ func methodAMR(method string) []string {
 	// NOTE: a synced passkey is not hardware-bound; hwk is claimed for
 	// every passkey until attestation tells them apart.
 	return []string{"hwk", "user"}
+}
+
+// minutes formats d for an error description, such as "10 minutes".
+func minutes(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%d minutes", int64(d/time.Minute))
+	}
+	return fmt.Sprintf("%d seconds", int64(d/time.Second))
 }
 
 func randomID() (string, error) {

@@ -136,8 +136,8 @@ func New(o Options) *Service {
 }
 
 // Binding is the exact request a challenge is bound to. A repeated
-// exchange must match every field but RequestID, Description, DetailsJSON
-// and MaxAge.
+// exchange must match its Subject, ClientID, DeviceJKT, Action, Audience
+// and DetailsHash.
 type Binding struct {
 	RequestID     string
 	Subject       string
@@ -151,7 +151,7 @@ type Binding struct {
 	DetailsJSON   []byte
 	// Methods are the methods the action allows: passkey, push or both.
 	Methods []string
-	// MaxAge is how old the step-up may be when the token is issued.
+	// MaxAge is the maximum age of the step-up when the token is issued.
 	MaxAge time.Duration
 }
 

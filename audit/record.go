@@ -17,6 +17,10 @@ const (
 	EventDeviceEnrolment  Event = "device_enrolment"
 	EventDeviceTrust      Event = "device_trust_change"
 	EventDeviceRevocation Event = "device_revocation"
+	// EventStepUp is a step-up event outside the token endpoint: a
+	// challenge delivered, approved, denied or refused, an approver
+	// enrolled, a rate limit alert.
+	EventStepUp Event = "step_up"
 )
 
 // Decision is the outcome of an event.
@@ -30,6 +34,12 @@ const (
 	DecisionRevoked        Decision = "revoked"
 	DecisionEnrolled       Decision = "enrolled"
 	DecisionChanged        Decision = "changed"
+	DecisionDelivered      Decision = "delivered"
+	DecisionApproved       Decision = "approved"
+	DecisionDenied         Decision = "denied"
+	// DecisionAlert marks an event security should look at, such as a
+	// user past the push rate limit.
+	DecisionAlert Decision = "alert"
 )
 
 // Record is one audit record. Reason is a stable machine-readable code (an
@@ -59,6 +69,16 @@ type Record struct {
 	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
 	// Count is the number of tokens a revocation ended.
 	Count int `json:"count,omitempty"`
+	// AuthorizationDetails is the canonical JSON of the accepted RFC 9396
+	// details, and DetailsHash its base64url SHA-256. The catalog
+	// declares every member, so they hold no secret.
+	AuthorizationDetails string `json:"authorization_details,omitempty"`
+	DetailsHash          string `json:"details_hash,omitempty"`
+	// StepUpMethod is push or passkey for a decision made after step-up.
+	StepUpMethod string `json:"step_up_method,omitempty"`
+	// Approver is the thumbprint of the approver device's key or the
+	// passkey credential ID that completed the step-up.
+	Approver string `json:"approver,omitempty"`
 }
 
 // WriteJSONLines writes records as JSON lines, one record a line.

@@ -16,6 +16,7 @@ import (
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/stepup"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -33,6 +34,7 @@ const (
 // Store is the storage the server needs.
 type Store interface {
 	exchange.Store
+	stepup.Store
 	KeyStore
 	DeviceStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
@@ -57,6 +59,8 @@ type Server struct {
 	nonces   *devicebind.Nonces
 	attest   *exchange.AttestationVerifier
 	subjects *exchange.SubjectVerifier
+	stepup   *stepup.Service
+	webhook  *stepup.Webhook
 }
 
 // Options configure a Server beyond its configuration.
@@ -65,6 +69,9 @@ type Options struct {
 	Now    func() time.Time
 	// HTTPClient fetches the JWKS of trusted issuers with a jwks_uri.
 	HTTPClient *http.Client
+	// WebhookClient posts push notifications. Nil means a client with a
+	// 5s timeout.
+	WebhookClient *http.Client
 }
 
 // New builds a server from a validated configuration, an opened and
@@ -106,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		return nil, fmt.Errorf("device attesters: %w", err)
 	}
 
+	s.stepup, s.webhook = newStepUp(cfg, store, subjects, o)
 	s.exchange = exchange.NewHandler(exchange.Options{
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,
@@ -119,6 +127,9 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		Store:    store,
 		Logger:   o.Logger,
 		Now:      o.Now,
+
+		StepUp:          s.stepup,
+		StrongACRValues: strongACRValues(cfg),
 	})
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
@@ -168,6 +179,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathRevoke, http.HandlerFunc(s.handleRevoke))
 	r.Handle(base+PathDevices, http.HandlerFunc(s.handleEnrol)).Methods(http.MethodPost)
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
+	s.stepUpRoutes(r, base)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.

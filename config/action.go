@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Action is one entry of the scope catalog: a scope that an action token
@@ -22,6 +23,12 @@ type Action struct {
 	MaxTTL Duration `yaml:"max_ttl"`
 	// StepUp is the step-up authentication the action requires.
 	StepUp string `yaml:"step_up"`
+	// MaxAge is how old a step-up may be and still satisfy the action.
+	// Zero means 5m.
+	MaxAge Duration `yaml:"max_age"`
+	// AuthorizationDetails declares the RFC 9396 details an exchange for
+	// the action must send. Nil means the action takes none.
+	AuthorizationDetails *AuthorizationDetails `yaml:"authorization_details"`
 	// Groups are the groups allowed the action. Empty allows any
 	// authenticated user.
 	Groups []string `yaml:"groups"`
@@ -58,7 +65,16 @@ func (a *Action) applyDefaults() {
 	if a.DeviceTrust == "" {
 		a.DeviceTrust = DeviceTrustAny
 	}
+	if a.MaxAge == 0 {
+		a.MaxAge = DefaultStepUpMaxAge
+	}
+	if a.AuthorizationDetails != nil {
+		a.AuthorizationDetails.applyDefaults()
+	}
 }
+
+// DefaultStepUpMaxAge is an action's max_age when the catalog sets none.
+const DefaultStepUpMaxAge = Duration(5 * time.Minute)
 
 // validateActions checks every action of the catalog file at path.
 func validateActions(path string, actions []Action) []Problem {
@@ -101,6 +117,12 @@ func validateActions(path string, actions []Action) []Problem {
 		}
 		if !slices.Contains(deviceTrusts, a.DeviceTrust) {
 			ps.add(path, key+".device_trust", a.DeviceTrust, "one of "+strings.Join(deviceTrusts, ", "))
+		}
+		if a.MaxAge < 0 {
+			ps.add(path, key+".max_age", a.MaxAge.String(), "a duration greater than 0, such as 5m")
+		}
+		if a.AuthorizationDetails != nil {
+			validateDetails(&ps, path, key, a.AuthorizationDetails)
 		}
 		for j, g := range a.Groups {
 			if strings.TrimSpace(g) == "" {

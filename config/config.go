@@ -29,6 +29,10 @@ type Config struct {
 	Keys        Keys   `mapstructure:"keys"`
 	Log         Log    `mapstructure:"log"`
 	HTTP        HTTP   `mapstructure:"http"`
+	// StepUp sets step-up challenges and push approval.
+	StepUp StepUp `mapstructure:"step_up"`
+	// WebAuthn sets the relying party of passkey ceremonies.
+	WebAuthn WebAuthn `mapstructure:"webauthn"`
 
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`
@@ -78,6 +82,10 @@ type TrustedIssuer struct {
 	SubjectPrefix string `mapstructure:"subject_prefix"`
 	// Algorithms are the JWS algorithms accepted on the issuer's tokens.
 	Algorithms []string `mapstructure:"algorithms"`
+	// StrongACRValues are acr values of this issuer that already prove
+	// phishing-resistant authentication, so a subject token with one of
+	// them and a recent auth_time satisfies an action's step-up.
+	StrongACRValues []string `mapstructure:"strong_acr_values"`
 }
 
 // Tokens sets how action tokens are issued and subject tokens checked.
@@ -160,8 +168,10 @@ func Default() *Config {
 			SigningAlg:    "ES256",
 			SubjectLeeway: Duration(30 * time.Second),
 		},
-		DPoP: DPoP{IATWindow: Duration(60 * time.Second), NonceLifetime: Duration(5 * time.Minute)},
-		Log:  Log{Format: "json", Level: "info"},
+		DPoP:     DPoP{IATWindow: Duration(60 * time.Second), NonceLifetime: Duration(5 * time.Minute)},
+		StepUp:   defaultStepUp(),
+		WebAuthn: WebAuthn{RPDisplayName: "Sotto"},
+		Log:      Log{Format: "json", Level: "info"},
 		HTTP: HTTP{
 			ReadTimeout:       Duration(10 * time.Second),
 			WriteTimeout:      Duration(10 * time.Second),

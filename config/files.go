@@ -127,10 +127,12 @@ var (
 // yamlTypes maps the type names in yaml.v3 messages to the types, so an
 // unknown-key problem can list the keys that are known.
 var yamlTypes = map[string]reflect.Type{
-	"config.clientsFile": reflect.TypeOf(clientsFile{}),
-	"config.catalogFile": reflect.TypeOf(catalogFile{}),
-	"config.Client":      reflect.TypeOf(Client{}),
-	"config.Action":      reflect.TypeOf(Action{}),
+	"config.clientsFile":          reflect.TypeOf(clientsFile{}),
+	"config.catalogFile":          reflect.TypeOf(catalogFile{}),
+	"config.Client":               reflect.TypeOf(Client{}),
+	"config.Action":               reflect.TypeOf(Action{}),
+	"config.AuthorizationDetails": reflect.TypeOf(AuthorizationDetails{}),
+	"config.DetailField":          reflect.TypeOf(DetailField{}),
 }
 
 // yamlProblem turns one yaml.v3 type error message into a problem. The

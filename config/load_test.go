@@ -23,7 +23,7 @@ func TestLoadExample(t *testing.T) {
 	if got, want := len(c.Clients), 2; got != want {
 		t.Errorf("len(Clients) = %d, want %d", got, want)
 	}
-	if got, want := len(c.Actions), 3; got != want {
+	if got, want := len(c.Actions), 4; got != want {
 		t.Errorf("len(Actions) = %d, want %d", got, want)
 	}
 	paths := []struct{ name, got, want string }{

@@ -31,6 +31,8 @@ func (c *Config) validate() []Problem {
 	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
 	c.validateKeys(&ps)
+	c.validateStepUp(&ps)
+	c.validateStrongACR(&ps)
 
 	if c.ClientsFile == "" {
 		ps.add(c.fileFor("clients_file"), "clients_file", "", "the path of the clients file")

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/sotto-auth/sotto/devicebind"
+	"github.com/sotto-auth/sotto/stepup"
+	"github.com/sotto-auth/sotto/storage"
 )
 
 // Attempt collects what an exchange has established so far, so a refusal
@@ -20,6 +22,13 @@ type Attempt struct {
 	// DeviceTrust is the trust level of the proof's key for the subject,
 	// once the device policy has looked it up.
 	DeviceTrust string
+	// Details are the accepted authorization_details (RFC 9396).
+	Details *Details
+
+	// challenge is a new step-up challenge, stored with the refusal's
+	// audit record; completion is an approved one the token uses.
+	challenge  *storage.StepUpChallenge
+	completion *stepup.Completion
 
 	claims   *Claims
 	recorded bool

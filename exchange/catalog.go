@@ -40,6 +40,11 @@ type Action struct {
 	// DeviceTrust is the lowest device trust level the action accepts:
 	// DeviceTrustAny, DeviceTrustRegistered or DeviceTrustManaged.
 	DeviceTrust string
+	// MaxAge is how old a step-up may be and still satisfy the action.
+	MaxAge time.Duration
+	// Details declares the RFC 9396 authorization_details the action
+	// takes. Nil means none.
+	Details *config.AuthorizationDetails
 	// Version identifies this entry's content: the first 16 hex digits of
 	// the SHA-256 of its canonical JSON. Audit records name it, so a
 	// decision can be matched to the exact rule it was made under.
@@ -67,12 +72,17 @@ func NewCatalog(actions []config.Action, maxTTL time.Duration) *Catalog {
 			StepUp:      a.StepUp,
 			Groups:      append([]string(nil), a.Groups...),
 			DeviceTrust: a.DeviceTrust,
+			MaxAge:      time.Duration(a.MaxAge),
+			Details:     a.AuthorizationDetails,
 		}
 		if action.StepUp == "" {
 			action.StepUp = StepUpNone
 		}
 		if action.DeviceTrust == "" {
 			action.DeviceTrust = DeviceTrustAny
+		}
+		if action.MaxAge <= 0 {
+			action.MaxAge = DefaultStepUpMaxAge
 		}
 		action.Version = contentVersion(action)
 		c.actions[action.Scope] = action
@@ -108,8 +118,8 @@ func contentVersion(v any) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// acrValues returns the acr values that satisfy the action's step-up.
-func (a *Action) acrValues() []string {
+// ACRValues returns the acr values that satisfy the action's step-up.
+func (a *Action) ACRValues() []string {
 	switch a.StepUp {
 	case StepUpPasskey:
 		return []string{ACRPasskey}

@@ -76,8 +76,14 @@ type Options struct {
 	Devices DeviceStore
 	Signer  Signer
 	Store   Store
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// StepUp runs step-up challenges. Nil refuses every action that needs
+	// step-up with insufficient_user_authentication and no challenge.
+	StepUp StepUp
+	// StrongACRValues lists, per trusted issuer, the acr values that
+	// satisfy step-up on their own when auth_time is within max_age.
+	StrongACRValues map[string][]string
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Handler is the fosite.TokenEndpointHandler of the token exchange grant.
@@ -156,6 +162,12 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 	attempt.Audience = audience
 
+	details, err := parseDetails(form.Get("authorization_details"), action)
+	if err != nil {
+		return err
+	}
+	attempt.Details = details
+
 	// Device policy before the groups: a revoked key is refused whoever
 	// presents it.
 	trust, err := h.deviceTrust(ctx, proof.JKT, subject.ID)
@@ -170,6 +182,11 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	if e := decide(subject, action); e != nil {
 		return e
 	}
+	completion, err := h.requireStepUp(ctx, form, attempt)
+	if err != nil {
+		return err
+	}
+	attempt.completion = completion
 
 	exp := lifetime(now, action, h.MaxTTL, subject.ExpiresAt)
 	if exp-now.Unix() < 1 {
@@ -195,6 +212,12 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 	if !subject.AuthTime.IsZero() {
 		claims.AuthTime = subject.AuthTime.Unix()
+	}
+	if completion != nil {
+		claims.ACR, claims.AMR, claims.AuthTime = completion.ACR, completion.AMR, completion.AuthTime.Unix()
+	}
+	if details != nil {
+		claims.AuthorizationDetails = details.JSON
 	}
 	attempt.claims = claims
 
@@ -418,6 +441,13 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 	record := h.auditRecord(attempt, audit.DecisionIssued, "", "")
 	record.TokenID = claims.ID
 	record.TokenExpiresAt = time.Unix(claims.Expiry, 0).UTC()
+	var use *storage.ChallengeUse
+	if c := attempt.completion; c != nil {
+		record.Reason = "step_up_used"
+		record.Detail = "Issued after step-up by " + c.Method + "; the challenge is now used."
+		record.StepUpMethod, record.Approver = c.Method, c.Approver
+		use = &storage.ChallengeUse{ID: c.ChallengeID, TokenID: claims.ID, At: h.Now().UTC()}
+	}
 	result, err := h.Store.CommitExchange(ctx, storage.ExchangeWrite{
 		Proof: proofClaim(attempt.Proof, h.DPoP),
 		Token: &storage.AccessToken{
@@ -434,8 +464,10 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 			ExpiresAt: time.Unix(claims.Expiry, 0).UTC(),
 			Session:   session,
 		},
-		Audit:       record,
-		ReplayAudit: h.replayRecord(attempt),
+		Audit:            record,
+		ReplayAudit:      h.replayRecord(attempt),
+		ConsumeChallenge: use,
+		SpentAudit:       h.auditRecord(attempt, audit.DecisionRefused, errChallengeSpent.Reason, errChallengeSpent.Description),
 	})
 	if err != nil {
 		return oauth.ServerError(fmt.Errorf("commit exchange: %w", err))
@@ -443,6 +475,9 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 	attempt.recorded = true
 	if result.Replayed {
 		return errReplay
+	}
+	if result.ChallengeSpent {
+		return errChallengeSpent
 	}
 	if attempt.DeviceTrust != DeviceUnregistered {
 		h.touchDevice(claims.Confirmation.JKT, h.Now())
@@ -461,6 +496,11 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 // database; its result still decides the error over the later checks.
 var errReplay = oauth.New(oauth.CodeInvalidDPoPProof, "dpop_replay",
 	"The DPoP proof was already used: sign a new proof with a fresh jti for every request (RFC 9449 §11.1).")
+
+// errChallengeSpent is the answer when another exchange used the step-up
+// challenge between this exchange's check and its commit.
+var errChallengeSpent = oauth.New("invalid_grant", "step_up_challenge_used",
+	"The step_up_challenge was already used for a token; repeat the exchange without it to get a new challenge.")
 
 // RecordRefusal writes the audit record of a refused exchange and returns
 // the error to send. Only requests from a known client are recorded, so
@@ -482,10 +522,16 @@ func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error
 	if e.Status >= http.StatusInternalServerError {
 		detail = ""
 	}
+	record := h.auditRecord(attempt, decision, e.Reason, detail)
+	if c := attempt.challenge; c != nil {
+		record.Detail = fmt.Sprintf("Step-up challenge created for %s, bound to the subject, client, DPoP key, action, audience and details hash.",
+			strings.Join(c.Methods, " or "))
+	}
 	result, cerr := h.Store.CommitExchange(ctx, storage.ExchangeWrite{
 		Proof:       proofClaim(attempt.Proof, h.DPoP),
-		Audit:       h.auditRecord(attempt, decision, e.Reason, detail),
+		Audit:       record,
 		ReplayAudit: h.replayRecord(attempt),
+		Challenge:   attempt.challenge,
 	})
 	if cerr != nil {
 		h.Logger.ErrorContext(ctx, "audit record of a refused exchange not written",
@@ -494,6 +540,9 @@ func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error
 	}
 	if result.Replayed {
 		return errReplay
+	}
+	if attempt.challenge != nil && h.StepUp != nil {
+		h.StepUp.Created(ctx, attempt.challenge)
 	}
 	return err
 }
@@ -516,6 +565,9 @@ func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detai
 	if a.Subject != nil {
 		rec.Subject = a.Subject.ID
 		rec.SubjectIssuer = a.Subject.Issuer
+	}
+	if a.Details != nil {
+		rec.AuthorizationDetails, rec.DetailsHash = string(a.Details.JSON), a.Details.Hash
 	}
 	if a.Action != nil {
 		rec.Action = a.Action.Scope

@@ -78,6 +78,9 @@ type Claims struct {
 	// CatalogEntry is the version of the catalog entry the decision was
 	// made under, as in the audit record's catalog_entry.
 	CatalogEntry string `json:"sotto_catalog_entry,omitempty"`
+	// AuthorizationDetails are the accepted RFC 9396 details (Section 9.1
+	// for JWT access tokens).
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800 §3.1) with the JWK SHA-256

@@ -79,6 +79,7 @@ var auditRecordColumns = []string{
 	"time", "request_id", "event", "client_id", "subject", "subject_issuer", "device_jkt",
 	"action", "audience", "catalog_entry", "catalog_version", "decision", "reason", "detail",
 	"token_id", "token_expires_at", "count", "device_trust",
+	"authorization_details", "details_hash", "step_up_method", "approver",
 }
 
 func (m auditRecordModel) values() []any {
@@ -86,5 +87,6 @@ func (m auditRecordModel) values() []any {
 		m.Time, m.RequestID, m.Event, m.ClientID, m.Subject, m.SubjectIssuer, m.DeviceJKT,
 		m.Action, m.Audience, m.CatalogEntry, m.CatalogVersion, m.Decision, m.Reason, m.Detail,
 		m.TokenID, m.TokenExpiresAt, m.Count, m.DeviceTrust,
+		m.AuthorizationDetails, m.DetailsHash, m.StepUpMethod, m.Approver,
 	}
 }

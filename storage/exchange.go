@@ -35,6 +35,13 @@ type ExchangeWrite struct {
 	// ReplayAudit is written instead of Audit, and Token is not written,
 	// when the proof was already claimed.
 	ReplayAudit audit.Record
+	// Challenge is a step-up challenge to create. Nil creates none.
+	Challenge *StepUpChallenge
+	// ConsumeChallenge marks an approved step-up challenge used by Token.
+	// When the challenge is no longer unused, Token is not written and
+	// SpentAudit is written instead of Audit.
+	ConsumeChallenge *ChallengeUse
+	SpentAudit       audit.Record
 }
 
 // ExchangeResult is the outcome of CommitExchange.
@@ -42,6 +49,9 @@ type ExchangeResult struct {
 	// Replayed reports that the proof had already been claimed, so only
 	// ReplayAudit was written.
 	Replayed bool
+	// ChallengeSpent reports that ConsumeChallenge found the challenge
+	// already used (or not approved), so only SpentAudit was written.
+	ChallengeSpent bool
 }
 
 // CommitExchange writes w through the group-commit writer and returns once
@@ -210,13 +220,23 @@ func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
 		return nil, fmt.Errorf("claim proofs: %w", err)
 	}
 
-	var tokens, audits [][]any
-	for i, w := range ws {
+	for i := range ws {
 		if claimIDs[i] != "" && !results[i].Replayed && !inserted[claimIDs[i]] {
 			results[i].Replayed = true
 		}
+	}
+	if err := writeChallenges(tx, ws, results); err != nil {
+		return nil, err
+	}
+
+	var tokens, audits [][]any
+	for i, w := range ws {
 		if results[i].Replayed {
 			audits = append(audits, auditRecordToModel(w.ReplayAudit).values())
+			continue
+		}
+		if results[i].ChallengeSpent {
+			audits = append(audits, auditRecordToModel(w.SpentAudit).values())
 			continue
 		}
 		if w.Token != nil {

@@ -72,6 +72,11 @@ type auditRecordModel struct {
 	TokenExpiresAt *time.Time
 	Count          int64
 	DeviceTrust    string
+
+	AuthorizationDetails string
+	DetailsHash          string
+	StepUpMethod         string
+	Approver             string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -154,6 +159,11 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		TokenID:        r.TokenID,
 		Count:          int64(r.Count),
 		DeviceTrust:    r.DeviceTrust,
+
+		AuthorizationDetails: r.AuthorizationDetails,
+		DetailsHash:          r.DetailsHash,
+		StepUpMethod:         r.StepUpMethod,
+		Approver:             r.Approver,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -182,6 +192,11 @@ func (m auditRecordModel) toRecord() audit.Record {
 		TokenID:        m.TokenID,
 		Count:          int(m.Count),
 		DeviceTrust:    m.DeviceTrust,
+
+		AuthorizationDetails: m.AuthorizationDetails,
+		DetailsHash:          m.DetailsHash,
+		StepUpMethod:         m.StepUpMethod,
+		Approver:             m.Approver,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

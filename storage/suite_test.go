@@ -55,6 +55,9 @@ var suiteCases = []struct {
 	{"data persists across reopen", testPersistAcrossReopen},
 	{"expired proof claims are deleted", testDeleteExpiredProofClaims},
 	{"audit records filter and page", testAuditFilter},
+	{"step-up challenge lifecycle", testChallengeLifecycle},
+	{"replayed proof creates no challenge", testChallengeReplayedProofCreatesNothing},
+	{"push challenge and denial counts", testPushCounts},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
 	"strings"
-
-	"gorm.io/gorm"
 )
 
 // maxChunk is the largest number of rows one bulk statement inserts.
@@ -11,8 +13,7 @@ const maxChunk = 64
 
 // chunkSizes splits n rows into power-of-two chunks, largest first (13
 // becomes 8, 4, 1). A batch then uses at most a handful of distinct
-// statements, and each is parsed and prepared once per connection rather
-// than once per batch.
+// statements, each prepared once and kept.
 func chunkSizes(n int) []int {
 	var sizes []int
 	for size := maxChunk; n > 0; size /= 2 {
@@ -25,8 +26,10 @@ func chunkSizes(n int) []int {
 }
 
 // insertStatement returns "INSERT INTO table (columns) VALUES (?, ...),
-// ..." for rows rows, followed by suffix.
-func insertStatement(table string, columns []string, rows int, suffix string) string {
+// ..." for rows rows, followed by suffix. With numbered set the
+// placeholders are $1, $2, ... instead, which PostgreSQL requires when
+// database/sql passes the SQL unchanged. gorm rewrites "?" itself.
+func insertStatement(table string, columns []string, rows int, suffix string, numbered bool) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO "` + table + `" (`)
 	for i, c := range columns {
@@ -36,31 +39,98 @@ func insertStatement(table string, columns []string, rows int, suffix string) st
 		b.WriteString(`"` + c + `"`)
 	}
 	b.WriteString(") VALUES ")
-	placeholders := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+	n := 0
 	for i := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(placeholders)
+		b.WriteByte('(')
+		for j := range columns {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			n++
+			if numbered {
+				b.WriteString("$" + strconv.Itoa(n))
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
 	}
 	b.WriteString(suffix)
 	return b.String()
 }
 
-// insertRows inserts rows, each a value per column, in power-of-two
-// chunks.
-func insertRows(tx *gorm.DB, table string, columns []string, rows [][]any) error {
+// bulkInsert names one prepared statement: the INSERT into table of rows
+// rows.
+type bulkInsert struct {
+	table string
+	rows  int
+}
+
+// bulkInserts holds the group-commit writer's multi-row INSERT statements,
+// prepared on the pool once per table and chunk size. database/sql then
+// prepares each on a connection the first time that connection runs it,
+// and reuses it inside every later transaction on the same connection, so
+// SQLite parses and plans an INSERT once rather than in every batch.
+//
+// Only the writer goroutine uses a bulkInserts, so it has no lock.
+type bulkInserts struct {
+	db     *sql.DB
+	driver string
+	stmts  map[bulkInsert]*sql.Stmt
+}
+
+func newBulkInserts(db *sql.DB, driver string) *bulkInserts {
+	return &bulkInserts{db: db, driver: driver, stmts: make(map[bulkInsert]*sql.Stmt)}
+}
+
+// stmt returns the statement that inserts rows rows into table, with
+// suffix after the VALUES list, inside tx. A table has one suffix.
+func (b *bulkInserts) stmt(ctx context.Context, tx *sql.Tx, table string, columns []string, rows int, suffix string) (*sql.Stmt, error) {
+	key := bulkInsert{table, rows}
+	s, ok := b.stmts[key]
+	if !ok {
+		var err error
+		query := insertStatement(table, columns, rows, suffix, b.driver == DriverPostgres)
+		s, err = b.db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		b.stmts[key] = s
+	}
+	return tx.StmtContext(ctx, s), nil
+}
+
+// insertRows inserts rows, each a value per column, into table inside tx
+// in power-of-two chunks.
+func (b *bulkInserts) insertRows(ctx context.Context, tx *sql.Tx, table string, columns []string, rows [][]any) error {
 	for _, size := range chunkSizes(len(rows)) {
 		args := make([]any, 0, size*len(columns))
 		for _, row := range rows[:size] {
 			args = append(args, row...)
 		}
-		if err := tx.Exec(insertStatement(table, columns, size, ""), args...).Error; err != nil {
+		s, err := b.stmt(ctx, tx, table, columns, size, "")
+		if err != nil {
+			return err
+		}
+		if _, err := s.ExecContext(ctx, args...); err != nil {
 			return err
 		}
 		rows = rows[size:]
 	}
 	return nil
+}
+
+// close closes every statement. The writer must have stopped.
+func (b *bulkInserts) close() error {
+	var errs []error
+	for key, s := range b.stmts {
+		errs = append(errs, s.Close())
+		delete(b.stmts, key)
+	}
+	return errors.Join(errs...)
 }
 
 var accessTokenColumns = []string{

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -146,18 +147,13 @@ func (s *Store) runWriter() {
 // of its own, so one bad item fails alone.
 func (s *Store) commitBatch(items []*exchangeItem) {
 	// The callers' contexts no longer apply: a taken item is committed.
-	db := s.db.WithContext(context.Background())
+	ctx := context.Background()
 
 	writes := make([]ExchangeWrite, len(items))
 	for i, item := range items {
 		writes[i] = item.write
 	}
-	var results []ExchangeResult
-	batchErr := db.Transaction(func(tx *gorm.DB) error {
-		var err error
-		results, err = writeExchanges(tx, writes)
-		return err
-	})
+	results, batchErr := s.commitWrites(ctx, writes)
 	if batchErr == nil {
 		for i, item := range items {
 			item.done <- exchangeOutcome{result: results[i]}
@@ -172,12 +168,7 @@ func (s *Store) commitBatch(items []*exchangeItem) {
 
 	failed := 0
 	for i, item := range items {
-		var r []ExchangeResult
-		itemErr := db.Transaction(func(tx *gorm.DB) error {
-			var err error
-			r, err = writeExchanges(tx, writes[i:i+1])
-			return err
-		})
+		r, itemErr := s.commitWrites(ctx, writes[i:i+1])
 		out := exchangeOutcome{err: itemErr}
 		if itemErr != nil {
 			failed++
@@ -191,12 +182,44 @@ func (s *Store) commitBatch(items []*exchangeItem) {
 		"items", len(items), "failed_items", failed, "error", batchErr)
 }
 
+// commitWrites writes ws in one transaction and commits it. The hot
+// inserts run through database/sql rather than gorm, so that their
+// prepared statements are reused from batch to batch: gorm v1.31 prepares
+// a statement first run inside a transaction again in every later one.
+func (s *Store) commitWrites(ctx context.Context, ws []ExchangeWrite) ([]ExchangeResult, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	// The step-up writes, rare and varied, go through gorm inside the
+	// same transaction, the way gorm's own Begin binds a session to one.
+	gormTx := s.db.Session(&gorm.Session{NewDB: true, Context: ctx})
+	gormTx.Statement.ConnPool = tx
+
+	results, err := writeExchanges(ctx, tx, gormTx, s.inserts, ws)
+	if err != nil {
+		// The write's error is the one to report: SQLite has already
+		// undone the transaction itself after some errors, and then the
+		// rollback fails too.
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return results, nil
+}
+
 // writeExchanges writes ws inside tx with one statement per table, since
-// a statement costs far more than a row. The proof claims are inserted
-// with ON CONFLICT DO NOTHING RETURNING id, so a replay shows as an id that
-// was not returned. That holds across replicas, and a second use of one
-// proof within the batch is a replay too.
-func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
+// a statement costs far more than a row. gormTx runs inside tx too. The
+// proof claims are inserted with ON CONFLICT DO NOTHING RETURNING id, so a
+// replay shows as an id that was not returned. That holds across replicas,
+// and a second use of one proof within the batch is a replay too.
+func writeExchanges(ctx context.Context, tx *sql.Tx, gormTx *gorm.DB, inserts *bulkInserts, ws []ExchangeWrite) ([]ExchangeResult, error) {
 	results := make([]ExchangeResult, len(ws))
 	claimIDs := make([]string, len(ws))
 	var claims []proofClaimModel
@@ -215,7 +238,7 @@ func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
 		claims = append(claims, proofClaimModel{ID: id, ExpiresAt: dbTime(w.Proof.ExpiresAt)})
 	}
 
-	inserted, err := insertProofClaims(tx, claims)
+	inserted, err := inserts.insertProofClaims(ctx, tx, claims)
 	if err != nil {
 		return nil, fmt.Errorf("claim proofs: %w", err)
 	}
@@ -225,7 +248,7 @@ func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
 			results[i].Replayed = true
 		}
 	}
-	if err := writeChallenges(tx, ws, results); err != nil {
+	if err := writeChallenges(gormTx, ws, results); err != nil {
 		return nil, err
 	}
 
@@ -245,31 +268,30 @@ func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
 		audits = append(audits, auditRecordToModel(w.Audit).values())
 	}
 
-	if err := insertRows(tx, "access_tokens", accessTokenColumns, tokens); err != nil {
+	if err := inserts.insertRows(ctx, tx, "access_tokens", accessTokenColumns, tokens); err != nil {
 		return nil, fmt.Errorf("insert access tokens: %w", err)
 	}
-	if err := insertRows(tx, "audit_records", auditRecordColumns, audits); err != nil {
+	if err := inserts.insertRows(ctx, tx, "audit_records", auditRecordColumns, audits); err != nil {
 		return nil, fmt.Errorf("append audit records: %w", err)
 	}
 	return results, nil
 }
 
-// insertProofClaims inserts claims in a few statements and returns the ids
-// it inserted; an id already present is left alone and not returned.
+// proofClaimColumns are the columns a proof claim insert writes, and
+// proofClaimConflict follows its VALUES list.
+var proofClaimColumns = []string{"id", "expires_at"}
+
+const proofClaimConflict = ` ON CONFLICT ("id") DO NOTHING RETURNING "id"`
+
+// insertProofClaims inserts claims through gorm in a few statements and
+// returns the ids it inserted. An id already present is left alone and
+// not returned. The group-commit writer uses bulkInserts.insertProofClaims.
 func insertProofClaims(tx *gorm.DB, claims []proofClaimModel) (map[string]bool, error) {
 	inserted := make(map[string]bool, len(claims))
-	if len(claims) == 0 {
-		return inserted, nil
-	}
-	columns := []string{"id", "expires_at"}
 	for _, size := range chunkSizes(len(claims)) {
-		args := make([]any, 0, 2*size)
-		for _, c := range claims[:size] {
-			args = append(args, c.ID, c.ExpiresAt)
-		}
 		var ids []string
-		query := insertStatement("proof_claims", columns, size, ` ON CONFLICT ("id") DO NOTHING RETURNING "id"`)
-		if err := tx.Raw(query, args...).Scan(&ids).Error; err != nil {
+		query := insertStatement("proof_claims", proofClaimColumns, size, proofClaimConflict, false)
+		if err := tx.Raw(query, proofClaimArgs(claims[:size])...).Scan(&ids).Error; err != nil {
 			return nil, err
 		}
 		for _, id := range ids {
@@ -278,6 +300,50 @@ func insertProofClaims(tx *gorm.DB, claims []proofClaimModel) (map[string]bool, 
 		claims = claims[size:]
 	}
 	return inserted, nil
+}
+
+// insertProofClaims inserts claims inside tx with prepared statements and
+// returns the ids it inserted. An id already present is left alone and
+// not returned.
+func (b *bulkInserts) insertProofClaims(ctx context.Context, tx *sql.Tx, claims []proofClaimModel) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(claims))
+	for _, size := range chunkSizes(len(claims)) {
+		stmt, err := b.stmt(ctx, tx, "proof_claims", proofClaimColumns, size, proofClaimConflict)
+		if err != nil {
+			return nil, err
+		}
+		if err := scanInsertedIDs(ctx, stmt, proofClaimArgs(claims[:size]), inserted); err != nil {
+			return nil, err
+		}
+		claims = claims[size:]
+	}
+	return inserted, nil
+}
+
+func proofClaimArgs(claims []proofClaimModel) []any {
+	args := make([]any, 0, 2*len(claims))
+	for _, c := range claims {
+		args = append(args, c.ID, c.ExpiresAt)
+	}
+	return args
+}
+
+// scanInsertedIDs runs stmt with args and adds each id it returns to
+// inserted.
+func scanInsertedIDs(ctx context.Context, stmt *sql.Stmt, args []any, inserted map[string]bool) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		inserted[id] = true
+	}
+	return rows.Err()
 }
 
 // proofClaimID is the claim's expiry in Unix seconds, zero-padded so ids

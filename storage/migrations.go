@@ -121,8 +121,21 @@ func migrationInitial() *gormigrate.Migration {
 	return &gormigrate.Migration{
 		ID: "20261204_0001_initial",
 		Migrate: func(tx *gorm.DB) error {
-			return tx.Migrator().CreateTable(
-				&signingKey{}, &setting{}, &accessToken{}, &proofClaim{}, &auditRecord{})
+			err := tx.Migrator().CreateTable(&signingKey{}, &setting{}, &accessToken{}, &auditRecord{})
+			if err != nil {
+				return err
+			}
+			// In SQLite a table with a text primary key is a rowid table
+			// plus an index on that key. WITHOUT ROWID keeps a proof
+			// claim, a short row, in its key's own b-tree, so each claim
+			// writes one tree rather than two. An access token is too
+			// long a row for that: a WITHOUT ROWID tree repeats whole
+			// rows in its interior pages.
+			claims := tx
+			if tx.Dialector.Name() == DriverSQLite {
+				claims = tx.Set("gorm:table_options", "WITHOUT ROWID")
+			}
+			return claims.Migrator().CreateTable(&proofClaim{})
 		},
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(

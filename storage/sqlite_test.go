@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSQLiteDSN(t *testing.T) {
@@ -37,22 +38,26 @@ func TestSQLiteDSN(t *testing.T) {
 			}
 
 			path, rawQuery, _ := strings.Cut(dsn, "?")
-			if path != "a.db" {
-				t.Errorf("path = %q, want %q", path, "a.db")
+			if path != "file:a.db" {
+				t.Errorf("path = %q, want %q", path, "file:a.db")
 			}
 			q, err := url.ParseQuery(rawQuery)
 			if err != nil {
 				t.Fatalf("parse query %q: %v", rawQuery, err)
 			}
-			wantPragmas := []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(" + tc.wantSync + ")"}
+			wantPragmas := []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)",
+				"synchronous(" + tc.wantSync + ")", "temp_store(MEMORY)"}
 			if got := strings.Join(q["_pragma"], " "); got != strings.Join(wantPragmas, " ") {
 				t.Errorf("pragmas = %s, want %s", got, strings.Join(wantPragmas, " "))
 			}
 			if got := q.Get("_txlock"); got != "immediate" {
 				t.Errorf("_txlock = %q, want immediate", got)
 			}
-			if q.Has("_time_format") {
-				t.Error("DSN sets _time_format, which makes the driver ignore _txlock")
+			if got := q.Get("_timefmt"); got != sqliteTimeFormat {
+				t.Errorf("_timefmt = %q, want %q", got, sqliteTimeFormat)
+			}
+			if strings.Contains(tc.path, "?") && q.Get("cache") != "private" {
+				t.Errorf("cache = %q, want the caller's private", q.Get("cache"))
 			}
 		})
 	}
@@ -89,7 +94,7 @@ func TestSQLitePragmasOnEveryConnection(t *testing.T) {
 
 			for i, c := range conns {
 				var journal string
-				var sync, foreignKeys, busy int
+				var sync, foreignKeys, busy, tempStore int
 				if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal); err != nil {
 					t.Fatalf("connection %d: journal_mode: %v", i, err)
 				}
@@ -102,6 +107,9 @@ func TestSQLitePragmasOnEveryConnection(t *testing.T) {
 				if err := c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil {
 					t.Fatalf("connection %d: busy_timeout: %v", i, err)
 				}
+				if err := c.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&tempStore); err != nil {
+					t.Fatalf("connection %d: temp_store: %v", i, err)
+				}
 				if journal != "wal" {
 					t.Errorf("connection %d: journal_mode = %q, want wal", i, journal)
 				}
@@ -113,6 +121,9 @@ func TestSQLitePragmasOnEveryConnection(t *testing.T) {
 				}
 				if busy != 5000 {
 					t.Errorf("connection %d: busy_timeout = %d, want 5000", i, busy)
+				}
+				if tempStore != 2 {
+					t.Errorf("connection %d: temp_store = %d, want 2 (MEMORY)", i, tempStore)
 				}
 			}
 		})
@@ -184,5 +195,42 @@ func TestOpenDefaultsToSQLite(t *testing.T) {
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+func TestSQLiteDSNEscapesPath(t *testing.T) {
+	dsn, err := sqliteDSN("dir #1/a?b.db", "")
+	if err != nil {
+		t.Fatalf("sqliteDSN: %v", err)
+	}
+	if want := "file:dir%20%231/a?b.db&"; !strings.HasPrefix(dsn, want) {
+		t.Errorf("DSN = %q, want it to start with %q", dsn, want)
+	}
+}
+
+// TestSQLiteTimesSortAsText checks that stored times compare in time order
+// as text, which the expires_at range queries rely on: a time on a whole
+// second must sort before one a fraction later.
+func TestSQLiteTimesSortAsText(t *testing.T) {
+	s := openStore(t, sqliteConfig("")(t))
+	whole := time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
+	for i, expires := range []time.Time{whole.Add(500 * time.Millisecond), whole, whole.Add(-time.Microsecond)} {
+		w := issuedWrite(i)
+		w.Token.ExpiresAt = expires
+		commit(t, s, w)
+	}
+
+	var stored []string
+	err := s.db.Raw(`SELECT CAST(expires_at AS TEXT) FROM access_tokens ORDER BY expires_at`).Scan(&stored).Error
+	if err != nil {
+		t.Fatalf("read expires_at: %v", err)
+	}
+	want := []string{
+		"2026-12-04 10:29:59.999999Z",
+		"2026-12-04 10:30:00.000000Z",
+		"2026-12-04 10:30:00.500000Z",
+	}
+	if strings.Join(stored, " ") != strings.Join(want, " ") {
+		t.Errorf("expires_at in text order = %q, want %q", stored, want)
 	}
 }

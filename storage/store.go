@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	sqlitedriver "github.com/ncruces/go-sqlite3/driver"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -51,6 +53,7 @@ type Store struct {
 	driver string
 	log    *slog.Logger
 
+	inserts    *bulkInserts       // the writer's prepared statements
 	exchanges  chan *exchangeItem // unbuffered: a send succeeds when the writer takes the item
 	closing    chan struct{}      // closed to stop the writer
 	writerDone chan struct{}      // closed when the writer has returned
@@ -83,13 +86,25 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	var dialector gorm.Dialector
+	var sqlitePool *sql.DB // closed here if gorm cannot start on it
 	switch driver {
 	case DriverSQLite:
 		dsn, err := sqliteDSN(cfg.DSN, cfg.Synchronous)
 		if err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(dsn)
+		// ncruces/go-sqlite3 keeps each prepared statement compiled, so
+		// a statement run again is not parsed again. gorm reaches it
+		// through the glebarez dialector given this pool as Conn: that
+		// dialector's own driver is linked in but opens no connection.
+		sqlitePool, err = sqlitedriver.Open(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open sqlite database: %w", err)
+		}
+		// database/sql keeps only 2 idle connections by default, and
+		// opening an SQLite connection runs every pragma again.
+		sqlitePool.SetMaxIdleConns(sqliteMaxIdleConns)
+		dialector = &sqlite.Dialector{Conn: sqlitePool}
 	case DriverPostgres:
 		if cfg.DSN == "" {
 			return nil, errors.New("storage: missing postgres DSN")
@@ -110,13 +125,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		NowFunc:     func() time.Time { return dbTime(time.Now()) },
 	})
 	if err != nil {
+		if sqlitePool != nil {
+			sqlitePool.Close()
+		}
 		return nil, fmt.Errorf("storage: open %s database: %w", driver, err)
 	}
 
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s database: %w", driver, err)
+	}
 	s := &Store{
 		db:         db,
 		driver:     driver,
 		log:        log,
+		inserts:    newBulkInserts(sqlDB, driver),
 		exchanges:  make(chan *exchangeItem),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -131,17 +154,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// sqliteDSN appends the pragmas every pooled connection needs to path. The
-// driver (glebarez/go-sqlite v1.21.2) runs each _pragma on every new
-// connection and honours _txlock=immediate, which makes every read-write
-// transaction start with BEGIN IMMEDIATE: a writer then waits for the lock
-// up front (under busy_timeout) instead of failing with SQLITE_BUSY when a
-// read lock cannot be upgraded.
+// sqliteMaxIdleConns is the number of idle SQLite connections the pool
+// keeps open for reuse.
+const sqliteMaxIdleConns = 16
+
+// sqliteTimeFormat is the layout of every time stored in SQLite. dbTime
+// converts each time to UTC with microseconds, so every stored time has
+// the same width and ends in "Z", and times compare in order as text.
+// SQLite's own date functions read this layout too.
 //
-// NOTE: that driver version ignores _txlock whenever _time_format is also
-// set, so the DSN must not set _time_format. Times are stored in its
-// default text format, which sorts correctly only because dbTime converts
-// every time to UTC.
+// NOTE: a time stored in any other layout does not read back as a time,
+// so an SQLite file written with an earlier layout must be recreated.
+const sqliteTimeFormat = "2006-01-02 15:04:05.000000Z07:00"
+
+// sqliteDSN turns path into a "file:" URI with the settings every pooled
+// connection needs. The driver (ncruces/go-sqlite3 v0.37.0) reads the query
+// only from a "file:" URI, runs each _pragma on every new connection, and
+// with _txlock=immediate starts every read-write transaction with BEGIN
+// IMMEDIATE: a writer then waits for the lock up front (under
+// busy_timeout) instead of failing with SQLITE_BUSY when a read lock
+// cannot be upgraded. temp_store(MEMORY) keeps temporary files in memory,
+// among them the statement journal of a multi-row INSERT. That journal
+// only ever serves to undo one statement, so durability is unchanged.
 func sqliteDSN(path, synchronous string) (string, error) {
 	if path == "" {
 		return "", errors.New("storage: missing sqlite DSN: set a database file path")
@@ -161,13 +195,19 @@ func sqliteDSN(path, synchronous string) (string, error) {
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous("+mode+")")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
+	q.Set("_timefmt", sqliteTimeFormat)
 
-	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
+	// The path is escaped, since a "#" or "%" in it would change the
+	// URI's meaning. Whatever follows the first "?" is a query the caller
+	// appended, and is kept as it is.
+	name, query, hasQuery := strings.Cut(path, "?")
+	uri := "file:" + (&url.URL{Path: name}).EscapedPath() + "?"
+	if hasQuery {
+		uri += query + "&"
 	}
-	return path + sep + q.Encode(), nil
+	return uri + q.Encode(), nil
 }
 
 // Driver returns the name of the database driver in use.
@@ -200,6 +240,7 @@ func (s *Store) Close() error {
 		s.pending.Wait()
 		close(s.closing)
 		<-s.writerDone
+		s.inserts.close()
 		s.closeErr = s.closeDB()
 		s.log.Info("storage: database closed", "driver", s.driver, "error", s.closeErr)
 	})

@@ -55,6 +55,11 @@ var suiteCases = []struct {
 	{"data persists across reopen", testPersistAcrossReopen},
 	{"expired proof claims are deleted", testDeleteExpiredProofClaims},
 	{"audit records filter and page", testAuditFilter},
+	{"session create and read", testSessionCreateAndRead},
+	{"session rotate then reuse revokes", testSessionRotateAndReuse},
+	{"session rotate of expired token", testSessionRotateExpired},
+	{"session concurrent rotation", testSessionConcurrentRotation},
+	{"session revoke counts", testRevokeSessionCounts},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -30,6 +30,9 @@ type Config struct {
 	Log         Log    `mapstructure:"log"`
 	HTTP        HTTP   `mapstructure:"http"`
 
+	// Sessions sets the lifetimes of Sotto sessions.
+	Sessions Sessions `mapstructure:"sessions"`
+
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`
 	// Actions are the scope catalog entries loaded from CatalogFile.
@@ -170,6 +173,8 @@ func Default() *Config {
 			MaxBodyBytes:      64 << 10,
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
+
+		Sessions: defaultSessions,
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 type Session struct {
 	Claims    Claims                         `json:"claims"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+	// Groups are the groups of the login, kept for a session access token
+	// so the actions exchanged from it are checked against them.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // NewSession returns an empty session.
@@ -78,6 +81,9 @@ type Claims struct {
 	// CatalogEntry is the version of the catalog entry the decision was
 	// made under, as in the audit record's catalog_entry.
 	CatalogEntry string `json:"sotto_catalog_entry,omitempty"`
+	// SessionID is the session the token belongs to or was exchanged
+	// from, as the sid claim of the IANA JWT claims registry.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800 §3.1) with the JWK SHA-256

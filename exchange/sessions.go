@@ -154,8 +154,9 @@ func (h *Handler) verifySessionSubject(ctx context.Context, token string) (*Subj
 	if err != nil {
 		return nil, oauth.ServerError(err)
 	}
-	// RFC 8693 §2.2.2: an action token is never a valid subject token.
-	if rec.SessionID == "" {
+	// RFC 8693 §2.2.2: an action token is never a valid subject token,
+	// even one exchanged from a session, which has a SessionID too.
+	if rec.SessionID == "" || rec.Scope != SessionScope || rec.Audience != h.Issuer {
 		return nil, oauth.InvalidRequest("subject_action_token",
 			"The subject_token is an action token, which cannot be exchanged again; exchange the corporate ID token or a session access token instead.")
 	}

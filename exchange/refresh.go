@@ -24,7 +24,7 @@ import (
 // need a CoreStorage that fakes authorization codes, and its semantics
 // differ from the ones sessions need. It copies the old session and so
 // keeps a stale iat, it ignores a requested scope and rechecks scopes
-// against the client's current ones, and it knows nothing of DPoP key
+// against the client's current ones, and it has no DPoP key
 // binding. Its reuse detection deletes by request ID without an audit
 // record or a count. Here the rotation is one conditional UPDATE in the
 // same transaction as the new tokens, the proof's replay claim and the

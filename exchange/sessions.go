@@ -21,12 +21,13 @@ import (
 	"github.com/sotto-auth/sotto/storage"
 )
 
-// SessionScope is the reserved scope that asks for a Sotto session
+// SessionScope is the reserved scope that requests a Sotto session
 // instead of an action token. It is never a catalog action.
 const SessionScope = "sotto:session"
 
 // refreshTokenPrefix starts every refresh token, so the revocation
-// endpoint tells a refresh token from a JWT without a database read.
+// endpoint distinguishes a refresh token from a JWT without a database
+// read.
 const refreshTokenPrefix = "sotto_rt_"
 
 // SessionStore is the storage of sessions.
@@ -48,9 +49,8 @@ type SessionPolicy struct {
 	AccessTokenTTL time.Duration
 }
 
-// sessionGrant is what the token endpoint decided to issue for a session:
-// the session itself when it is new, and the generation the tokens
-// belong to.
+// sessionGrant is the token endpoint's decision to issue session tokens:
+// the session (new or refreshed) and the generation of the tokens.
 type sessionGrant struct {
 	session    *storage.Session
 	generation int64

@@ -303,10 +303,10 @@ func testRevokeSessionCounts(t *testing.T, newConfig newConfigFunc) {
 func TestSessionRevocationUsesIndex(t *testing.T) {
 	s := openStore(t, sqliteConfig("NORMAL")(t))
 	var plan []struct {
-		ID     int
-		Parent int
+		ID      int
+		Parent  int
 		Notused int
-		Detail string
+		Detail  string
 	}
 	err := s.db.Raw(`EXPLAIN QUERY PLAN UPDATE access_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 		testClock, "session-1", testClock).Scan(&plan).Error

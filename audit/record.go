@@ -13,6 +13,8 @@ type Event string
 const (
 	EventExchange   Event = "token_exchange"
 	EventRevocation Event = "token_revocation"
+	// EventRefresh is a refresh of a session (RFC 6749 §6).
+	EventRefresh Event = "token_refresh"
 	// Events of the device registry.
 	EventDeviceEnrolment  Event = "device_enrolment"
 	EventDeviceTrust      Event = "device_trust_change"

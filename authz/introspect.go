@@ -78,6 +78,18 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if rec.SessionID != "" {
+		live, err := s.sessionLive(ctx, rec.SessionID, now)
+		if err != nil {
+			s.writeError(w, r, oauth.ServerError(err))
+			return
+		}
+		if !live {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+	}
+
 	var session exchange.Session
 	if err := json.Unmarshal(rec.Session, &session); err != nil {
 		s.writeError(w, r, oauth.ServerError(err))
@@ -107,6 +119,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.AuthTime != 0 {
 		answer["auth_time"] = c.AuthTime
+	}
+	if c.SessionID != "" {
+		answer["sid"] = c.SessionID
 	}
 	writeJSON(w, http.StatusOK, answer)
 }

@@ -35,10 +35,12 @@ const (
 type Store interface {
 	exchange.Store
 	stepup.Store
+	exchange.SessionStore
 	KeyStore
 	DeviceStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
+	RevokeSession(ctx context.Context, id string, at time.Time, rec audit.Record) (int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -49,6 +51,7 @@ type Server struct {
 	keys     *Keyring
 	provider *fosite.Fosite
 	exchange *exchange.Handler
+	refresh  *exchange.RefreshHandler
 	clients  *clientStore
 	catalog  *exchange.Catalog
 	logger   *slog.Logger
@@ -130,13 +133,16 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 
 		StepUp:          s.stepup,
 		StrongACRValues: strongACRValues(cfg),
+		Sessions:        sessionPolicy(cfg),
+		SessionStore:    store,
 	})
+	s.refresh = exchange.NewRefreshHandler(s.exchange)
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
 		TokenURL:                   cfg.Issuer + PathToken,
 		AccessTokenIssuer:          cfg.Issuer,
 		ClientSecretsHasher:        newSecretHasher(),
-		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange},
+		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh},
 		SendDebugMessagesToClients: false,
 	})
 

@@ -34,6 +34,9 @@ type Config struct {
 	// WebAuthn sets the relying party of passkey ceremonies.
 	WebAuthn WebAuthn `mapstructure:"webauthn"`
 
+	// Sessions sets the lifetimes of Sotto sessions.
+	Sessions Sessions `mapstructure:"sessions"`
+
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`
 	// Actions are the scope catalog entries loaded from CatalogFile.
@@ -180,6 +183,8 @@ func Default() *Config {
 			MaxBodyBytes:      64 << 10,
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
+
+		Sessions: defaultSessions,
 	}
 }
 

@@ -30,6 +30,7 @@ func (c *Config) validate() []Problem {
 	c.validateTrustedIssuers(&ps)
 	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
+	c.validateSessions(&ps)
 	c.validateKeys(&ps)
 	c.validateStepUp(&ps)
 	c.validateStrongACR(&ps)

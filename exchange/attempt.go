@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 
+	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/stepup"
 	"github.com/sotto-auth/sotto/storage"
@@ -32,6 +33,13 @@ type Attempt struct {
 
 	claims   *Claims
 	recorded bool
+	// event is the audit event of the request; empty means a token
+	// exchange.
+	event audit.Event
+	// sessionRequested is set once a request asks for a session.
+	sessionRequested bool
+	// session is the session decision of a session request or a refresh.
+	session *sessionGrant
 }
 
 type attemptKey struct{}

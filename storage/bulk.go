@@ -65,13 +65,13 @@ func insertRows(tx *gorm.DB, table string, columns []string, rows [][]any) error
 
 var accessTokenColumns = []string{
 	"token_id", "signature", "request_id", "client_id", "subject", "scope", "audience",
-	"device_jkt", "parent", "issued_at", "expires_at", "revoked_at", "session",
+	"device_jkt", "parent", "issued_at", "expires_at", "revoked_at", "session", "session_id",
 }
 
 func (m accessTokenModel) values() []any {
 	return []any{
 		m.TokenID, m.Signature, m.RequestID, m.ClientID, m.Subject, m.Scope, m.Audience,
-		m.DeviceJKT, m.Parent, m.IssuedAt, m.ExpiresAt, m.RevokedAt, m.Session,
+		m.DeviceJKT, m.Parent, m.IssuedAt, m.ExpiresAt, m.RevokedAt, m.Session, m.SessionID,
 	}
 }
 

@@ -41,6 +41,7 @@ type accessTokenModel struct {
 	ExpiresAt time.Time
 	RevokedAt *time.Time
 	Session   []byte
+	SessionID *string
 }
 
 func (accessTokenModel) TableName() string { return "access_tokens" }
@@ -118,6 +119,7 @@ func accessTokenToModel(t AccessToken) accessTokenModel {
 		ExpiresAt: dbTime(t.ExpiresAt),
 		RevokedAt: dbTimePtr(t.RevokedAt),
 		Session:   t.Session,
+		SessionID: nullString(t.SessionID),
 	}
 }
 
@@ -136,6 +138,7 @@ func (m accessTokenModel) toAccessToken() *AccessToken {
 		ExpiresAt: m.ExpiresAt.UTC(),
 		RevokedAt: utcPtr(m.RevokedAt),
 		Session:   m.Session,
+		SessionID: stringOf(m.SessionID),
 	}
 }
 

@@ -58,6 +58,11 @@ var suiteCases = []struct {
 	{"step-up challenge lifecycle", testChallengeLifecycle},
 	{"replayed proof creates no challenge", testChallengeReplayedProofCreatesNothing},
 	{"push challenge and denial counts", testPushCounts},
+	{"session create and read", testSessionCreateAndRead},
+	{"session rotate then reuse revokes", testSessionRotateAndReuse},
+	{"session rotate of expired token", testSessionRotateExpired},
+	{"session concurrent rotation", testSessionConcurrentRotation},
+	{"session revoke counts", testRevokeSessionCounts},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -27,6 +27,9 @@ type AccessToken struct {
 	ExpiresAt time.Time
 	RevokedAt *time.Time
 	Session   []byte // JSON, opaque to storage
+	// SessionID is the session the token belongs to or was exchanged
+	// from, or "" for a token exchanged from a corporate ID token.
+	SessionID string
 }
 
 // AccessToken returns the token whose jti is tokenID and whose JWT hashes

@@ -124,17 +124,6 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 		s.Logger.InfoContext(ctx, "passkey assertion refused", "request_id", c.RequestID, "reason", e.Reason, "credential", approver)
 		oauth.Write(w, r, s.Logger, e)
 	}
-	if !now.Before(c.ExpiresAt) {
-		refuse(errPasskeyExpired)
-		return
-	}
-	// A decided challenge is never decided again, so an assertion is
-	// used at most once.
-	if c.Status != storage.ChallengePending {
-		refuse(errPasskeyDecided)
-		return
-	}
-
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
 		refuse(oauth.InvalidRequest("passkey_assertion_malformed",
@@ -144,6 +133,17 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 	approver = base64.RawURLEncoding.EncodeToString(parsed.RawID)
 	if len(approver) > 255 {
 		approver = approver[:255]
+	}
+
+	if !now.Before(c.ExpiresAt) {
+		refuse(errPasskeyExpired)
+		return
+	}
+	// A decided challenge is never decided again, so an assertion is
+	// used at most once.
+	if c.Status != storage.ChallengePending {
+		refuse(errPasskeyDecided)
+		return
 	}
 
 	// Section 7.2, step 6: the credential record of credential.rawId,

@@ -11,7 +11,7 @@ import (
 // has no inline script or style, so its Content-Security-Policy allows
 // only files of this origin.
 //
-//go:embed web/passkey.html web/passkey.js web/passkey.css
+//go:embed web/passkey.html web/passkey.js web/passkey.css web/passkey.svg
 var webFiles embed.FS
 
 // passkeyCSP is the Content-Security-Policy of the page and its assets:
@@ -29,13 +29,15 @@ func (s *Service) HandlePasskeyPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // HandlePasskeyStatic serves GET PathPasskeyStatic/{name}: the page's
-// script and style sheet.
+// script, style sheet and icon.
 func (s *Service) HandlePasskeyStatic(w http.ResponseWriter, r *http.Request, name string) {
 	switch name {
 	case "passkey.js":
 		servePasskeyFile(w, r, path.Join("web", name), "text/javascript; charset=utf-8")
 	case "passkey.css":
 		servePasskeyFile(w, r, path.Join("web", name), "text/css; charset=utf-8")
+	case "passkey.svg":
+		servePasskeyFile(w, r, path.Join("web", name), "image/svg+xml")
 	default:
 		http.NotFound(w, r)
 	}

@@ -58,6 +58,7 @@ var suiteCases = []struct {
 	{"step-up challenge lifecycle", testChallengeLifecycle},
 	{"replayed proof creates no challenge", testChallengeReplayedProofCreatesNothing},
 	{"push challenge and denial counts", testPushCounts},
+	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -86,7 +86,6 @@ func TestPasskeyBrowser(t *testing.T) {
 		}
 	}
 
-	time.Sleep(time.Second)
 	issued := ts.retry(dev, form, id)
 	if issued.status != 200 {
 		t.Fatalf("retry after the browser approval: status %d, body %v", issued.status, issued.body)

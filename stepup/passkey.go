@@ -22,9 +22,9 @@ import (
 	"github.com/sotto-auth/sotto/storage"
 )
 
-// Passkey endpoint paths, relative to the issuer's path. PathPasskeyPage
-// is the ceremony page; its fragment carries the challenge ID, so the ID
-// reaches neither server logs nor Referer headers.
+// Passkey endpoint paths, relative to the issuer's path. The ceremony
+// page is PathPasskeyPage, and its URL fragment carries the challenge ID,
+// so the ID reaches neither server logs nor Referer headers.
 const (
 	PathPasskeys             = "/stepup/passkeys"
 	PathPasskeyRegistrations = "/stepup/passkeys/registrations"
@@ -60,7 +60,7 @@ type PasskeyStore interface {
 // PasskeyOptions configure the WebAuthn relying party.
 type PasskeyOptions struct {
 	Store PasskeyStore
-	// RPID is the relying party ID (WebAuthn Level 3, Section 5.1.2):
+	// RPID is the relying party ID (WebAuthn Level 3, Section 4, RP ID),
 	// the origins' host or a registrable suffix of it. IP addresses are
 	// not valid RP IDs, so local development uses localhost.
 	RPID          string
@@ -89,6 +89,7 @@ func (s *Service) EnablePasskeys(ctx context.Context, o PasskeyOptions) error {
 	if o.RPDisplayName == "" {
 		o.RPDisplayName = "Sotto"
 	}
+
 	rp, err := webauthn.New(&webauthn.Config{
 		RPID:          o.RPID,
 		RPDisplayName: o.RPDisplayName,
@@ -106,6 +107,7 @@ func (s *Service) EnablePasskeys(ctx context.Context, o PasskeyOptions) error {
 	if err != nil {
 		return fmt.Errorf("stepup: webauthn relying party: %w", err)
 	}
+
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return fmt.Errorf("stepup: passkey MAC key: %w", err)
@@ -120,6 +122,7 @@ func (s *Service) EnablePasskeys(ctx context.Context, o PasskeyOptions) error {
 	if len(key) != 32 {
 		return fmt.Errorf("stepup: passkey MAC key in settings has %d bytes, want 32", len(key))
 	}
+
 	s.passkeys = &passkeys{PasskeyOptions: o, relyingParty: rp, macKey: key}
 	return nil
 }

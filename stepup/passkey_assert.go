@@ -21,9 +21,9 @@ import (
 	"github.com/sotto-auth/sotto/storage"
 )
 
-// PasskeyChallenge is what the passkey page and a native client show
-// before the user approves: the action in words and the request it is
-// bound to.
+// PasskeyChallenge is the view of a step-up challenge that the passkey
+// page and native clients show before approval. It names the action in
+// words and the request it is bound to.
 type PasskeyChallenge struct {
 	ChallengeID          string          `json:"challenge_id"`
 	Action               string          `json:"action"`
@@ -62,9 +62,10 @@ func (s *Service) HandlePasskeyOptions(w http.ResponseWriter, r *http.Request, i
 		return
 	}
 
-	// Discoverable credentials (WebAuthn Level 3, Section 6.2.2): the
-	// options list no credential IDs, so a holder of the challenge ID
-	// learns nothing about the user's passkeys (Section 14.6.3).
+	// The options list no credential IDs because passkeys are
+	// discoverable (WebAuthn Level 3, Section 6.2.2), so a holder of the
+	// challenge ID learns nothing about the user's passkeys (Section
+	// 14.6.3).
 	assertion, _, err := p.relyingParty.BeginDiscoverableLogin(
 		webauthn.WithChallenge(assertionChallenge(c)),
 		webauthn.WithUserVerification(protocol.VerificationRequired),
@@ -115,7 +116,7 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 
 	now := s.Now()
 	approver := ""
-	refuse := func(e *oauth.Error) {
+	reject := func(e *oauth.Error) {
 		rec := challengeRecord(c, now, audit.DecisionRefused, e.Reason, e.Description)
 		rec.StepUpMethod, rec.Approver = MethodPasskey, approver
 		if err := s.Store.AppendAudit(ctx, rec); err != nil {
@@ -126,7 +127,7 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
-		refuse(oauth.InvalidRequest("passkey_assertion_malformed",
+		reject(oauth.InvalidRequest("passkey_assertion_malformed",
 			"The body is not a PublicKeyCredential with an AuthenticatorAssertionResponse (WebAuthn Level 3, Section 5.2.2)."))
 		return
 	}
@@ -136,13 +137,14 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 	}
 
 	if !now.Before(c.ExpiresAt) {
-		refuse(errPasskeyExpired)
+		reject(errPasskeyExpired)
 		return
 	}
 	// A decided challenge is never decided again, so an assertion is
-	// used at most once.
+	// used at most once. ApproveWithPasskey enforces it for concurrent
+	// assertions too.
 	if c.Status != storage.ChallengePending {
-		refuse(errPasskeyDecided)
+		reject(errPasskeyDecided)
 		return
 	}
 
@@ -150,7 +152,7 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 	// owned by the user the challenge is for.
 	cred, err := p.Store.Passkey(ctx, base64.RawURLEncoding.EncodeToString(parsed.RawID))
 	if errors.Is(err, storage.ErrNotFound) {
-		refuse(deniedPasskey("passkey_unknown",
+		reject(deniedPasskey("passkey_unknown",
 			"The passkey is not registered here, or was removed; register a passkey, then approve again."))
 		return
 	}
@@ -159,23 +161,23 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if cred.Subject != c.Subject {
-		refuse(deniedPasskey("passkey_wrong_user",
+		reject(deniedPasskey("passkey_wrong_user",
 			"The passkey belongs to another user; approve with a passkey of the user who asked the assistant."))
 		return
 	}
 	if h := parsed.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, cred.UserHandle) {
-		refuse(deniedPasskey("passkey_user_handle",
+		reject(deniedPasskey("passkey_user_handle",
 			"The assertion's userHandle does not match the passkey's user (WebAuthn Level 3, Section 7.2, step 6)."))
 		return
 	}
 	if cred.FlaggedAt != nil {
-		refuse(deniedPasskey("passkey_flagged",
+		reject(deniedPasskey("passkey_flagged",
 			"The passkey was flagged as possibly cloned and cannot be used; remove it and register a new one."))
 		return
 	}
 
 	if e := p.checkAssertion(c, parsed); e != nil {
-		refuse(e)
+		reject(e)
 		return
 	}
 
@@ -195,7 +197,7 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 	}
 	if _, err := p.relyingParty.ValidateLogin(user, session, parsed); err != nil {
 		s.Logger.InfoContext(ctx, "passkey assertion failed verification", "request_id", c.RequestID, "error", libraryDetail(err))
-		refuse(deniedPasskey("passkey_assertion_invalid",
+		reject(deniedPasskey("passkey_assertion_invalid",
 			"The assertion does not verify with the registered passkey (WebAuthn Level 3, Section 7.2); approve again on the page."))
 		return
 	}
@@ -232,7 +234,7 @@ func (s *Service) HandlePasskeyAssertion(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if !approved {
-		refuse(errPasskeyDecided)
+		reject(errPasskeyDecided)
 		return
 	}
 	s.Logger.InfoContext(ctx, "step-up challenge approved with a passkey", "request_id", c.RequestID,

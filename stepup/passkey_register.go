@@ -272,6 +272,12 @@ func (s *Service) HandlePasskeyRemove(w http.ResponseWriter, r *http.Request, id
 		oauth.Write(w, r, s.Logger, err)
 		return
 	}
+	errNotFound := &oauth.Error{Code: "invalid_request", Reason: "passkey_not_found", Status: http.StatusNotFound,
+		Description: "The user has no passkey with this ID; list the passkeys to find it."}
+	if len(id) > 255 {
+		oauth.Write(w, r, s.Logger, errNotFound)
+		return
+	}
 	now := s.Now()
 	rec := audit.Record{
 		Time: now.UTC(), RequestID: oauth.RequestID(ctx), Event: audit.EventStepUp,
@@ -281,8 +287,7 @@ func (s *Service) HandlePasskeyRemove(w http.ResponseWriter, r *http.Request, id
 	}
 	err = p.Store.RemovePasskey(ctx, subject, id, rec)
 	if errors.Is(err, storage.ErrNotFound) {
-		oauth.Write(w, r, s.Logger, &oauth.Error{Code: "invalid_request", Reason: "passkey_not_found", Status: http.StatusNotFound,
-			Description: "The user has no passkey with this ID; list the passkeys to find it."})
+		oauth.Write(w, r, s.Logger, errNotFound)
 		return
 	}
 	if err != nil {

@@ -36,6 +36,7 @@ type Store interface {
 	exchange.Store
 	stepup.Store
 	exchange.SessionStore
+	stepup.PasskeyStore
 	KeyStore
 	DeviceStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
@@ -117,6 +118,9 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	}
 
 	s.stepup, s.webhook = newStepUp(cfg, store, subjects, o)
+	if err := enablePasskeys(ctx, cfg, store, s.stepup, o.Logger); err != nil {
+		return nil, err
+	}
 	s.exchange = exchange.NewHandler(exchange.Options{
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,

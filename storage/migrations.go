@@ -55,6 +55,7 @@ func migrations() []*gormigrate.Migration {
 		migrationDevices(),
 		migrationStepUp(),
 		migrationSessions(),
+		migrationPasskeys(),
 	}
 }
 

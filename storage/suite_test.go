@@ -63,6 +63,7 @@ var suiteCases = []struct {
 	{"session rotate of expired token", testSessionRotateExpired},
 	{"session concurrent rotation", testSessionConcurrentRotation},
 	{"session revoke counts", testRevokeSessionCounts},
+	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/sotto-auth/sotto/audit"
 )
 
@@ -19,11 +21,13 @@ type AuditFilter struct {
 	RequestID string // only records with this request ID
 }
 
-// AppendAudit stores rec under a new ID assigned by the database. rec.ID is
-// ignored.
+// AppendAudit links rec to the end of the audit chain under the next ID.
+// rec.ID and the chain hashes are ignored.
 func (s *Store) AppendAudit(ctx context.Context, rec audit.Record) error {
-	row := auditRecordToModel(rec)
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
+	})
+	if err != nil {
 		return fmt.Errorf("storage: append audit record: %w", err)
 	}
 	return nil

@@ -53,6 +53,7 @@ func migrations() []*gormigrate.Migration {
 	return []*gormigrate.Migration{
 		migrationInitial(),
 		migrationDevices(),
+		migrationAuditChain(),
 	}
 }
 

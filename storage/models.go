@@ -72,6 +72,10 @@ type auditRecordModel struct {
 	TokenExpiresAt *time.Time
 	Count          int64
 	DeviceTrust    string
+	ContextHash    string
+	LatencyMicros  int64 `gorm:"column:latency_us"`
+	PrevHash       string
+	Hash           string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -134,7 +138,8 @@ func (m accessTokenModel) toAccessToken() *AccessToken {
 	}
 }
 
-// auditRecordToModel leaves ID zero so the database assigns the next one.
+// auditRecordToModel leaves ID and the chain hashes empty: appendAuditRows
+// sets them when it links the record to the chain.
 func auditRecordToModel(r audit.Record) auditRecordModel {
 	m := auditRecordModel{
 		Time:           dbTime(r.Time),
@@ -154,6 +159,8 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		TokenID:        r.TokenID,
 		Count:          int64(r.Count),
 		DeviceTrust:    r.DeviceTrust,
+		ContextHash:    r.ContextHash,
+		LatencyMicros:  r.LatencyMicros,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -182,6 +189,10 @@ func (m auditRecordModel) toRecord() audit.Record {
 		TokenID:        m.TokenID,
 		Count:          int(m.Count),
 		DeviceTrust:    m.DeviceTrust,
+		ContextHash:    m.ContextHash,
+		LatencyMicros:  m.LatencyMicros,
+		PrevHash:       m.PrevHash,
+		Hash:           m.Hash,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

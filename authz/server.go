@@ -57,6 +57,7 @@ type Server struct {
 	nonces   *devicebind.Nonces
 	attest   *exchange.AttestationVerifier
 	subjects *exchange.SubjectVerifier
+	metrics  *metrics
 }
 
 // Options configure a Server beyond its configuration.
@@ -85,6 +86,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	}
 	maxTTL := time.Duration(cfg.Tokens.MaxTTL)
 	s.catalog = exchange.NewCatalog(cfg.Actions, maxTTL)
+	s.metrics = newMetrics(s.catalog.Version)
 
 	subjects, err := exchange.NewSubjectVerifier(trustedIssuers(cfg), exchange.SubjectOptions{
 		Leeway:     time.Duration(cfg.Tokens.SubjectLeeway),
@@ -169,6 +171,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathDevices, http.HandlerFunc(s.handleEnrol)).Methods(http.MethodPost)
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(base+PathReady, http.HandlerFunc(s.handleReady)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.
 	r.Handle(pathMetadata+base, http.HandlerFunc(s.handleMetadata)).Methods(http.MethodGet, http.MethodHead)

@@ -31,6 +31,7 @@ func (c *Config) validate() []Problem {
 	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
 	c.validateKeys(&ps)
+	c.validateAudit(&ps)
 
 	if c.ClientsFile == "" {
 		ps.add(c.fileFor("clients_file"), "clients_file", "", "the path of the clients file")

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"time"
 
 	"github.com/sotto-auth/sotto/devicebind"
 )
@@ -20,6 +21,10 @@ type Attempt struct {
 	// DeviceTrust is the trust level of the proof's key for the subject,
 	// once the device policy has looked it up.
 	DeviceTrust string
+	// Start is when the request arrived, for the latency in the record.
+	Start time.Time
+	// ContextHash is the hash of the context the assistant sent, if any.
+	ContextHash string
 
 	claims   *Claims
 	recorded bool

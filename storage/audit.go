@@ -19,6 +19,8 @@ type AuditFilter struct {
 	Limit     int    // maximum number of records; 0 means 1000
 	TokenID   string // only records with this token ID
 	RequestID string // only records with this request ID
+	Event     string // only records of this event
+	DeviceJKT string // only records of this device key thumbprint
 }
 
 // AppendAudit links rec to the end of the audit chain under the next ID.
@@ -51,6 +53,12 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 	}
 	if f.RequestID != "" {
 		q = q.Where("request_id = ?", f.RequestID)
+	}
+	if f.Event != "" {
+		q = q.Where("event = ?", f.Event)
+	}
+	if f.DeviceJKT != "" {
+		q = q.Where("device_jkt = ?", f.DeviceJKT)
 	}
 
 	var rows []auditRecordModel

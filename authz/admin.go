@@ -63,8 +63,8 @@ func requireBearer(token config.Secret, next http.Handler) http.Handler {
 }
 
 // handleReady reports whether the server can serve exchanges: the database
-// answers, a signing key is loaded and the catalog has actions. It answers
-// 503 with the failing checks otherwise.
+// responds, a signing key is loaded and the catalog has actions. Otherwise
+// it responds 503 with the failing checks.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{"database": "ok", "signing_key": "ok", "catalog": "ok"}
 	ready := true

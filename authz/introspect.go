@@ -66,7 +66,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 
 	rec, err := exchange.LookupToken(ctx, s.store, token)
 	if errors.Is(err, storage.ErrNotFound) {
-		s.answerInactive(w, r, caller, nil, "unknown_token")
+		s.respondInactive(w, r, caller, nil, "unknown_token")
 		return
 	}
 	if err != nil {
@@ -76,13 +76,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	switch {
 	case rec.RevokedAt != nil:
-		s.answerInactive(w, r, caller, rec, "revoked")
+		s.respondInactive(w, r, caller, rec, "revoked")
 		return
 	case !now.Before(rec.ExpiresAt):
-		s.answerInactive(w, r, caller, rec, "expired")
+		s.respondInactive(w, r, caller, rec, "expired")
 		return
 	case !slices.Contains(caller.Audiences, rec.Audience):
-		s.answerInactive(w, r, caller, rec, "audience_not_allowed")
+		s.respondInactive(w, r, caller, rec, "audience_not_allowed")
 		return
 	}
 

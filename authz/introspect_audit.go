@@ -10,10 +10,10 @@ import (
 	"github.com/sotto-auth/sotto/storage"
 )
 
-// answerInactive records an introspection that found tok inactive for
-// reason, tok being nil for a token this server does not know, and sends
-// the inactive answer.
-func (s *Server) answerInactive(w http.ResponseWriter, r *http.Request, caller *Client, tok *storage.AccessToken, reason string) {
+// respondInactive records an introspection that found tok inactive for
+// reason, and sends the inactive response. tok is nil for a token this
+// server does not know.
+func (s *Server) respondInactive(w http.ResponseWriter, r *http.Request, caller *Client, tok *storage.AccessToken, reason string) {
 	if err := s.recordIntrospection(r.Context(), caller, tok, audit.DecisionInactive, reason); err != nil {
 		s.writeError(w, r, oauth.ServerError(err))
 		return
@@ -24,8 +24,8 @@ func (s *Server) answerInactive(w http.ResponseWriter, r *http.Request, caller *
 // recordIntrospection writes the audit record of one introspection through
 // the group-commit writer, so introspections share the commits of the
 // exchanges instead of paying a transaction each. The record names the
-// token by its jti, never by the token itself. The answer waits for the
-// commit: a connector never acts on an introspection the log lacks.
+// token by its jti, never by the token itself. The response waits for the
+// commit, so a connector never acts on an introspection the log lacks.
 func (s *Server) recordIntrospection(ctx context.Context, caller *Client, tok *storage.AccessToken, decision audit.Decision, reason string) error {
 	rec := audit.Record{
 		Time:      s.now().UTC(),

@@ -18,7 +18,7 @@ type metrics struct {
 
 	exchangeDuration *prometheus.HistogramVec
 	decisions        *prometheus.CounterVec
-	dpopRefusals     *prometheus.CounterVec
+	dpopRejections   *prometheus.CounterVec
 	replays          prometheus.Counter
 	introspections   *prometheus.CounterVec
 	revocations      *prometheus.CounterVec
@@ -39,9 +39,9 @@ func newMetrics(catalogVersion string) *metrics {
 			Name: "sotto_exchange_decisions_total",
 			Help: "Token requests by decision (issued, refused, step_up_required) and reason code.",
 		}, []string{"decision", "reason"}),
-		dpopRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dpopRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_dpop_refusals_total",
-			Help: "Token requests rejected for their DPoP proof, by reason code.",
+			Help: "Token requests rejected because of their DPoP proof, by reason code.",
 		}, []string{"reason"}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sotto_dpop_replays_total",
@@ -65,7 +65,7 @@ func newMetrics(catalogVersion string) *metrics {
 		}, []string{"version"}),
 	}
 	m.registry.MustRegister(
-		m.exchangeDuration, m.decisions, m.dpopRefusals, m.replays,
+		m.exchangeDuration, m.decisions, m.dpopRejections, m.replays,
 		m.introspections, m.revocations, m.revokedTokens, m.catalog,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -84,7 +84,7 @@ func (m *metrics) observeExchange(start time.Time, e *oauth.Error) {
 			decision = "step_up_required"
 		}
 		if e.Code == "invalid_dpop_proof" || e.Code == "use_dpop_nonce" {
-			m.dpopRefusals.WithLabelValues(reason).Inc()
+			m.dpopRejections.WithLabelValues(reason).Inc()
 		}
 		if e.Reason == "dpop_replay" {
 			m.replays.Inc()

@@ -39,6 +39,7 @@ type testServer struct {
 	issuer string
 	http   *httptest.Server
 	store  *storage.Store
+	srv    *authz.Server
 	idpKey jose.JSONWebKey
 }
 
@@ -104,7 +105,7 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 	hs.Listener = ln
 	hs.Start()
 
-	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: cfg.Issuer, http: hs, store: store}
+	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: cfg.Issuer, http: hs, store: store, srv: srv}
 	ts.idpKey = loadIDPKey(t)
 	t.Cleanup(ts.stop)
 	return ts

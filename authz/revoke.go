@@ -91,6 +91,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, oauth.ServerError(err))
 		return
 	}
+	s.metrics.revocations.WithLabelValues("client_request").Inc()
+	s.metrics.revokedTokens.Add(float64(n))
 	s.logger.InfoContext(ctx, "token revoked",
 		"request_id", oauth.RequestID(ctx), "client_id", client.ID, "token_id", rec.TokenID, "tokens_ended", n)
 	w.Header().Set("Cache-Control", "no-store")

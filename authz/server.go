@@ -65,6 +65,7 @@ type Server struct {
 	subjects *exchange.SubjectVerifier
 	stepup   *stepup.Service
 	webhook  *stepup.Webhook
+	metrics  *metrics
 }
 
 // Options configure a Server beyond its configuration.
@@ -96,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	}
 	maxTTL := time.Duration(cfg.Tokens.MaxTTL)
 	s.catalog = exchange.NewCatalog(cfg.Actions, maxTTL)
+	s.metrics = newMetrics(s.catalog.Version)
 
 	subjects, err := exchange.NewSubjectVerifier(trustedIssuers(cfg), exchange.SubjectOptions{
 		Leeway:     time.Duration(cfg.Tokens.SubjectLeeway),
@@ -191,6 +193,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
 	s.stepUpRoutes(r, base)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(base+PathReady, http.HandlerFunc(s.handleReady)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.
 	r.Handle(pathMetadata+base, http.HandlerFunc(s.handleMetadata)).Methods(http.MethodGet, http.MethodHead)

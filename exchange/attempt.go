@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"time"
 
 	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/devicebind"
@@ -30,6 +31,10 @@ type Attempt struct {
 	// audit record; completion is an approved one the token uses.
 	challenge  *storage.StepUpChallenge
 	completion *stepup.Completion
+	// Start is when the request arrived, for the latency in the record.
+	Start time.Time
+	// ContextHash is the hash of the context the assistant sent, if any.
+	ContextHash string
 
 	claims   *Claims
 	recorded bool

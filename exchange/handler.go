@@ -561,6 +561,10 @@ func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detai
 		Reason:      reason,
 		Detail:      detail,
 		DeviceTrust: a.DeviceTrust,
+		ContextHash: a.ContextHash,
+	}
+	if !a.Start.IsZero() {
+		rec.LatencyMicros = time.Since(a.Start).Microseconds()
 	}
 	if a.Proof != nil {
 		rec.DeviceJKT = a.Proof.JKT

@@ -229,26 +229,27 @@ func writeExchanges(tx *gorm.DB, ws []ExchangeWrite) ([]ExchangeResult, error) {
 		return nil, err
 	}
 
-	var tokens, audits [][]any
+	var tokens [][]any
+	var audits []auditRecordModel
 	for i, w := range ws {
 		if results[i].Replayed {
-			audits = append(audits, auditRecordToModel(w.ReplayAudit).values())
+			audits = append(audits, auditRecordToModel(w.ReplayAudit))
 			continue
 		}
 		if results[i].ChallengeSpent {
-			audits = append(audits, auditRecordToModel(w.SpentAudit).values())
+			audits = append(audits, auditRecordToModel(w.SpentAudit))
 			continue
 		}
 		if w.Token != nil {
 			tokens = append(tokens, accessTokenToModel(*w.Token).values())
 		}
-		audits = append(audits, auditRecordToModel(w.Audit).values())
+		audits = append(audits, auditRecordToModel(w.Audit))
 	}
 
 	if err := insertRows(tx, "access_tokens", accessTokenColumns, tokens); err != nil {
 		return nil, fmt.Errorf("insert access tokens: %w", err)
 	}
-	if err := insertRows(tx, "audit_records", auditRecordColumns, audits); err != nil {
+	if err := appendAuditRows(tx, audits); err != nil {
 		return nil, fmt.Errorf("append audit records: %w", err)
 	}
 	return results, nil

@@ -78,6 +78,10 @@ type auditRecordModel struct {
 	DetailsHash          string
 	StepUpMethod         string
 	Approver             string
+	ContextHash          string
+	LatencyMicros        int64 `gorm:"column:latency_us"`
+	PrevHash             string
+	Hash                 string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -142,7 +146,8 @@ func (m accessTokenModel) toAccessToken() *AccessToken {
 	}
 }
 
-// auditRecordToModel leaves ID zero so the database assigns the next one.
+// auditRecordToModel leaves ID and the chain hashes empty: appendAuditRows
+// sets them when it links the record to the chain.
 func auditRecordToModel(r audit.Record) auditRecordModel {
 	m := auditRecordModel{
 		Time:           dbTime(r.Time),
@@ -167,6 +172,8 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		DetailsHash:          r.DetailsHash,
 		StepUpMethod:         r.StepUpMethod,
 		Approver:             r.Approver,
+		ContextHash:          r.ContextHash,
+		LatencyMicros:        r.LatencyMicros,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -200,6 +207,10 @@ func (m auditRecordModel) toRecord() audit.Record {
 		DetailsHash:          m.DetailsHash,
 		StepUpMethod:         m.StepUpMethod,
 		Approver:             m.Approver,
+		ContextHash:          m.ContextHash,
+		LatencyMicros:        m.LatencyMicros,
+		PrevHash:             m.PrevHash,
+		Hash:                 m.Hash,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

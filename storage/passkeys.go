@@ -101,8 +101,7 @@ func (s *Store) RegisterPasskey(ctx context.Context, p Passkey, rec audit.Record
 		if err := tx.Create(&m).Error; err != nil {
 			return err
 		}
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if errors.Is(err, ErrPasskeyTaken) {
 		return err
@@ -147,8 +146,7 @@ func (s *Store) RemovePasskey(ctx context.Context, subject, id string, rec audit
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if err != nil {
 		return fmt.Errorf("storage: remove passkey: %w", err)
@@ -166,8 +164,7 @@ func (s *Store) FlagPasskey(ctx context.Context, id, reason string, at time.Time
 		if res.Error != nil {
 			return res.Error
 		}
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if err != nil {
 		return fmt.Errorf("storage: flag passkey: %w", err)
@@ -216,8 +213,7 @@ func (s *Store) ApproveWithPasskey(ctx context.Context, u PasskeyUse, rec audit.
 			return errNotApproved
 		}
 		approved = true
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if errors.Is(err, errNotApproved) {
 		return false, nil

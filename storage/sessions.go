@@ -415,8 +415,7 @@ func claimProof(tx *gorm.DB, p *ProofClaim) (bool, error) {
 }
 
 func appendAudit(tx *gorm.DB, rec audit.Record) error {
-	row := auditRecordToModel(rec)
-	if err := tx.Create(&row).Error; err != nil {
+	if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 		return fmt.Errorf("append audit record: %w", err)
 	}
 	return nil

@@ -74,8 +74,7 @@ func (s *Store) RevokeAccessTokens(ctx context.Context, requestID string, at tim
 		count = res.RowsAffected
 
 		rec.Count = int(count)
-		row := auditRecordToModel(rec)
-		if err := tx.Create(&row).Error; err != nil {
+		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 			return fmt.Errorf("append audit record: %w", err)
 		}
 		return nil

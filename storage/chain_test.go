@@ -400,7 +400,7 @@ func testMigrationLinksExisting(t *testing.T, newConfig newConfigFunc) {
 
 	// Undo the chain migration, write records the way the previous
 	// version did, with a skipped ID, and migrate again.
-	exec(t, s, `DELETE FROM schema_migrations WHERE id = '20261204_0003_audit_chain'`)
+	exec(t, s, `DELETE FROM schema_migrations WHERE id = '20261204_0020_audit_chain'`)
 	if err := migrationAuditChain().Rollback(s.db); err != nil {
 		t.Fatalf("roll back the chain migration: %v", err)
 	}

@@ -11,8 +11,11 @@ type Event string
 
 // Events written by the token endpoint and the revocation endpoint.
 const (
-	EventExchange   Event = "token_exchange"
-	EventRevocation Event = "token_revocation"
+	EventExchange      Event = "token_exchange"
+	EventRevocation    Event = "token_revocation"
+	EventIntrospection Event = "token_introspection"
+	// EventRefresh is a refresh of a session (RFC 6749 §6).
+	EventRefresh Event = "token_refresh"
 	// Events of the device registry.
 	EventDeviceEnrolment  Event = "device_enrolment"
 	EventDeviceTrust      Event = "device_trust_change"
@@ -40,7 +43,16 @@ const (
 	// DecisionAlert marks an event security should look at, such as a
 	// user past the push rate limit.
 	DecisionAlert Decision = "alert"
+	// Decisions of an introspection: whether the token was shown as active.
+	DecisionActive   Decision = "active"
+	DecisionInactive Decision = "inactive"
 )
+
+// Events lists every event, in the order the documentation shows them.
+var Events = []Event{
+	EventExchange, EventRevocation, EventIntrospection,
+	EventDeviceEnrolment, EventDeviceTrust, EventDeviceRevocation,
+}
 
 // Record is one audit record. Reason is a stable machine-readable code (an
 // OAuth error code such as invalid_dpop_proof, or a finer code such as
@@ -79,6 +91,18 @@ type Record struct {
 	// Approver is the thumbprint of the approver device's key or the
 	// passkey credential ID that completed the step-up.
 	Approver string `json:"approver,omitempty"`
+	// ContextHash is the hex SHA-256 of the context the assistant sent
+	// with the request (the sotto_context parameter), never the context.
+	ContextHash string `json:"context_hash,omitempty"`
+	// LatencyMicros is the time from the request's arrival to its
+	// decision, in microseconds.
+	LatencyMicros int64 `json:"latency_us,omitempty"`
+
+	// PrevHash is the Hash of the record written before this one, empty
+	// for the first record. Hash is the hex SHA-256 of the record's
+	// canonical encoding (see Canonical). The store sets both.
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // WriteJSONLines writes records as JSON lines, one record a line.

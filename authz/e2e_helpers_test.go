@@ -39,6 +39,7 @@ type testServer struct {
 	issuer string
 	http   *httptest.Server
 	store  *storage.Store
+	srv    *authz.Server
 	idpKey jose.JSONWebKey
 }
 
@@ -66,6 +67,10 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 		t.Fatal(err)
 	}
 	issuer := "http://" + ln.Addr().String()
+	if host := os.Getenv("SOTTO_TEST_ISSUER_HOST"); host != "" {
+		// Passkey tests need a domain: WebAuthn accepts no IP address as RP ID.
+		issuer = "http://" + net.JoinHostPort(host, strconvPort(ln.Addr()))
+	}
 	t.Setenv("SOTTO_ISSUER", issuer+os.Getenv("SOTTO_TEST_ISSUER_PATH"))
 	t.Setenv("SOTTO_LISTEN", ln.Addr().String())
 	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
@@ -100,7 +105,7 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 	hs.Listener = ln
 	hs.Start()
 
-	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: cfg.Issuer, http: hs, store: store}
+	ts := &testServer{t: t, dir: dir, addr: ln.Addr().String(), issuer: cfg.Issuer, http: hs, store: store, srv: srv}
 	ts.idpKey = loadIDPKey(t)
 	t.Cleanup(ts.stop)
 	return ts
@@ -337,4 +342,9 @@ func verifyActionToken(t *testing.T, set jose.JSONWebKeySet, token string) map[s
 func sha256B64(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func strconvPort(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }

@@ -118,7 +118,10 @@ func TestExchangeEndToEnd(t *testing.T) {
 	for _, r := range records {
 		decisions = append(decisions, r.Decision)
 	}
-	want := []audit.Decision{audit.DecisionIssued, audit.DecisionRevoked, audit.DecisionRefused}
+	want := []audit.Decision{
+		audit.DecisionIssued, audit.DecisionActive, audit.DecisionRevoked,
+		audit.DecisionInactive, audit.DecisionInactive, audit.DecisionRefused,
+	}
 	if len(decisions) != len(want) {
 		t.Fatalf("audit decisions = %v, want %v", decisions, want)
 	}
@@ -132,7 +135,22 @@ func TestExchangeEndToEnd(t *testing.T) {
 		issued.Action != "ticket:create" || issued.CatalogEntry == "" || issued.TokenExpiresAt.Before(time.Now()) {
 		t.Errorf("issued audit record = %+v, want token id, device, subject, action and catalog entry", issued)
 	}
-	if records[2].Reason != "dpop_replay" {
-		t.Errorf("replay audit reason = %q, want dpop_replay", records[2].Reason)
+	if records[5].Reason != "dpop_replay" {
+		t.Errorf("replay audit reason = %q, want dpop_replay", records[5].Reason)
+	}
+	for _, i := range []int{1, 3, 4} {
+		if r := records[i]; r.Event != audit.EventIntrospection || r.TokenID != claims["jti"] || r.ClientID != "itsm-connector" {
+			t.Errorf("introspection audit record %d = %+v, want event token_introspection, the token id and the connector", i, r)
+		}
+	}
+	if records[3].Reason != "revoked" {
+		t.Errorf("introspection after revocation has reason %q, want revoked", records[3].Reason)
+	}
+	report, err := ts.store.VerifyAuditChain(context.Background(), storage.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Problem != nil {
+		t.Errorf("audit chain after the run: %v", report.Problem)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/exchange"
 	"github.com/sotto-auth/sotto/internal/oauth"
 	"github.com/sotto-auth/sotto/storage"
@@ -65,7 +66,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 
 	rec, err := exchange.LookupToken(ctx, s.store, token)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeJSON(w, http.StatusOK, inactive)
+		s.respondInactive(w, r, caller, nil, "unknown_token")
 		return
 	}
 	if err != nil {
@@ -73,9 +74,28 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if rec.RevokedAt != nil || !now.Before(rec.ExpiresAt) || !slices.Contains(caller.Audiences, rec.Audience) {
-		writeJSON(w, http.StatusOK, inactive)
+	switch {
+	case rec.RevokedAt != nil:
+		s.respondInactive(w, r, caller, rec, "revoked")
 		return
+	case !now.Before(rec.ExpiresAt):
+		s.respondInactive(w, r, caller, rec, "expired")
+		return
+	case !slices.Contains(caller.Audiences, rec.Audience):
+		s.respondInactive(w, r, caller, rec, "audience_not_allowed")
+		return
+	}
+
+	if rec.SessionID != "" {
+		live, err := s.sessionLive(ctx, rec.SessionID, now)
+		if err != nil {
+			s.writeError(w, r, oauth.ServerError(err))
+			return
+		}
+		if !live {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
 	}
 
 	var session exchange.Session
@@ -107,6 +127,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.AuthTime != 0 {
 		answer["auth_time"] = c.AuthTime
+	}
+	if c.SessionID != "" {
+		answer["sid"] = c.SessionID
+	}
+	if err := s.recordIntrospection(ctx, caller, rec, audit.DecisionActive, ""); err != nil {
+		s.writeError(w, r, oauth.ServerError(err))
+		return
 	}
 	writeJSON(w, http.StatusOK, answer)
 }

@@ -55,6 +55,9 @@ type Keyring struct {
 type signingKey struct {
 	kid    string
 	signer jose.Signer
+	// checkpoint signs audit checkpoints with the same key but its own
+	// typ, so neither can pass for the other.
+	checkpoint jose.Signer
 }
 
 // KeyringOptions configure a Keyring.
@@ -214,7 +217,11 @@ func (k *Keyring) openSigner(sk storage.SigningKey) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
 	}
-	return &signingKey{kid: sk.KID, signer: signer}, nil
+	checkpoint, err := newCheckpointSigner(sk, priv.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.KID, err)
+	}
+	return &signingKey{kid: sk.KID, signer: signer, checkpoint: checkpoint}, nil
 }
 
 // SignAccessToken implements exchange.Signer: it signs payload with the

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
 )
@@ -23,18 +24,18 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		"jwks_uri":               iss + PathJWKS,
 		"introspection_endpoint": iss + PathIntrospect,
 		"revocation_endpoint":    iss + PathRevoke,
-		"scopes_supported":       s.catalog.Scopes(),
+		"scopes_supported":       append(s.catalog.Scopes(), exchange.SessionScope),
 		// RFC 8414 §2 requires response_types_supported. There is no
 		// authorization endpoint yet, so no response type is offered.
 		"response_types_supported":                      []string{},
-		"grant_types_supported":                         []string{exchange.GrantType},
+		"grant_types_supported":                         []string{exchange.GrantType, config.GrantTypeRefreshToken},
 		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
 		// RFC 9449 §5.1.
 		"dpop_signing_alg_values_supported": dpopAlgs,
 		// RFC 8693 token types this server accepts as subject_token_type.
-		"token_types_supported": []string{exchange.TokenTypeIDToken, exchange.TokenTypeJWT},
+		"token_types_supported": []string{exchange.TokenTypeIDToken, exchange.TokenTypeJWT, exchange.TokenTypeAccessToken},
 		"acr_values_supported":  []string{exchange.ACRPasskey, exchange.ACRPush},
 	}
 	return json.Marshal(md)

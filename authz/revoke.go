@@ -40,9 +40,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, oauth.InvalidRequest("token_missing", "The token parameter is missing (RFC 7009 §2.1)."))
 		return
 	}
-	// RFC 7009 §2.1: token_type_hint is only a hint. Every token this
-	// server issues is an access token, so an unknown or other hint does
-	// not change the search.
+	// RFC 7009 §2.1: token_type_hint is only a hint. A refresh token is
+	// told apart by its prefix, so the hint does not change the search.
+	if exchange.IsRefreshToken(token) {
+		s.revokeRefreshToken(w, r, client, token)
+		return
+	}
 
 	rec, err := exchange.LookupToken(ctx, s.store, token)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -64,6 +67,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			"The token was issued to another client; only that client can revoke it."))
 		return
 	}
+	// A session access token stands for its session, so revoking it ends
+	// the session and everything derived from it.
+	if s.isSessionAccessToken(rec) {
+		s.endSession(w, r, client, rec.SessionID, rec.DeviceJKT, "session access token")
+		return
+	}
 
 	n, err := s.store.RevokeAccessTokens(ctx, rec.RequestID, s.now().UTC(), audit.Record{
 		Time:      s.now().UTC(),
@@ -82,6 +91,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, oauth.ServerError(err))
 		return
 	}
+	s.metrics.revocations.WithLabelValues("client_request").Inc()
+	s.metrics.revokedTokens.Add(float64(n))
 	s.logger.InfoContext(ctx, "token revoked",
 		"request_id", oauth.RequestID(ctx), "client_id", client.ID, "token_id", rec.TokenID, "tokens_ended", n)
 	w.Header().Set("Cache-Control", "no-store")

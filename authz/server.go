@@ -35,10 +35,13 @@ const (
 type Store interface {
 	exchange.Store
 	stepup.Store
+	exchange.SessionStore
+	stepup.PasskeyStore
 	KeyStore
 	DeviceStore
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
+	RevokeSession(ctx context.Context, id string, at time.Time, rec audit.Record) (int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -49,6 +52,7 @@ type Server struct {
 	keys     *Keyring
 	provider *fosite.Fosite
 	exchange *exchange.Handler
+	refresh  *exchange.RefreshHandler
 	clients  *clientStore
 	catalog  *exchange.Catalog
 	logger   *slog.Logger
@@ -61,6 +65,7 @@ type Server struct {
 	subjects *exchange.SubjectVerifier
 	stepup   *stepup.Service
 	webhook  *stepup.Webhook
+	metrics  *metrics
 }
 
 // Options configure a Server beyond its configuration.
@@ -92,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	}
 	maxTTL := time.Duration(cfg.Tokens.MaxTTL)
 	s.catalog = exchange.NewCatalog(cfg.Actions, maxTTL)
+	s.metrics = newMetrics(s.catalog.Version)
 
 	subjects, err := exchange.NewSubjectVerifier(trustedIssuers(cfg), exchange.SubjectOptions{
 		Leeway:     time.Duration(cfg.Tokens.SubjectLeeway),
@@ -114,6 +120,9 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	}
 
 	s.stepup, s.webhook = newStepUp(cfg, store, subjects, o)
+	if err := enablePasskeys(ctx, cfg, store, s.stepup, o.Logger); err != nil {
+		return nil, err
+	}
 	s.exchange = exchange.NewHandler(exchange.Options{
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,
@@ -130,13 +139,16 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 
 		StepUp:          s.stepup,
 		StrongACRValues: strongACRValues(cfg),
+		Sessions:        sessionPolicy(cfg),
+		SessionStore:    store,
 	})
+	s.refresh = exchange.NewRefreshHandler(s.exchange)
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
 		TokenURL:                   cfg.Issuer + PathToken,
 		AccessTokenIssuer:          cfg.Issuer,
 		ClientSecretsHasher:        newSecretHasher(),
-		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange},
+		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh},
 		SendDebugMessagesToClients: false,
 	})
 
@@ -181,6 +193,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
 	s.stepUpRoutes(r, base)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(base+PathReady, http.HandlerFunc(s.handleReady)).Methods(http.MethodGet, http.MethodHead)
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.
 	r.Handle(pathMetadata+base, http.HandlerFunc(s.handleMetadata)).Methods(http.MethodGet, http.MethodHead)

@@ -80,6 +80,7 @@ func (s *Server) stepUpRoutes(r *mux.Router, base string) {
 	r.Handle(base+stepup.PathPushChallenges+"/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.stepup.HandleDecision(w, r, mux.Vars(r)["id"])
 	}))
+	s.passkeyRoutes(r, base)
 }
 
 // Close stops the background senders of the server, such as the push

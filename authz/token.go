@@ -2,19 +2,23 @@ package authz
 
 import (
 	"net/http"
+	"time"
 
+	"github.com/sotto-auth/sotto/config"
+	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/exchange"
 	"github.com/sotto-auth/sotto/internal/oauth"
 )
 
 // supportedGrantTypes are the grant types the token endpoint serves.
-var supportedGrantTypes = map[string]bool{exchange.GrantType: true}
+var supportedGrantTypes = map[string]bool{exchange.GrantType: true, config.GrantTypeRefreshToken: true}
 
 // handleToken serves the token endpoint (RFC 6749 §3.2). The checks run
 // in the order that decides the error when several fail: form syntax,
 // client authentication, grant type, then the grant's own checks.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	start := time.Now()
 	form, err := parseForm(r, s.cfg.HTTP.MaxBodyBytes)
 	if err != nil {
 		s.refuse(w, r, nil, err)
@@ -28,7 +32,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	grantType := form.Get("grant_type")
 	if grantType == "" {
 		s.refuse(w, r, nil, oauth.InvalidRequest("grant_type_missing",
-			"The grant_type parameter is missing: use "+exchange.GrantType+"."))
+			"The grant_type parameter is missing: use "+exchange.GrantType+" or refresh_token."))
 		return
 	}
 	if !supportedGrantTypes[grantType] {
@@ -39,11 +43,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.refuse(w, r, nil, oauth.New("unsupported_grant_type", "grant_type_unsupported",
-			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+"."))
+			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+" or refresh_token."))
 		return
 	}
 
-	attempt := &exchange.Attempt{RequestID: oauth.RequestID(ctx)}
+	// The assistant's context (sotto_context) reaches the audit record
+	// only as its hash, so the log never holds what the user said.
+	attempt := &exchange.Attempt{
+		RequestID:   oauth.RequestID(ctx),
+		Start:       start,
+		ContextHash: audit.ContextHash(form.Get(contextParameter)),
+	}
 	ctx = exchange.WithAttempt(ctx, attempt)
 	session := exchange.NewSession()
 	ar, err := s.provider.NewAccessRequest(ctx, r, session)
@@ -66,7 +76,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+	s.metrics.observeExchange(start, nil)
 }
+
+// contextParameter is the optional form parameter with the context an
+// assistant may attach to a token request, such as the recognised intent.
+const contextParameter = "sotto_context"
 
 // refuse records a refused token request, logs it, and writes the error.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, attempt *exchange.Attempt, err error) {
@@ -74,6 +89,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, attempt *exchang
 		err = s.exchange.RecordRefusal(r.Context(), attempt, err)
 	}
 	e := oauth.From(err)
+	s.metrics.observeExchange(startOf(attempt), e)
 	clientID := ""
 	if attempt != nil {
 		clientID = attempt.ClientID
@@ -110,4 +126,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // characters of RFC 6749 §5.2.
 func quote(s string) string {
 	return oauth.Quote(s)
+}
+
+// startOf returns when the token request began: the attempt's start, or
+// now for a request rejected before an attempt existed, whose own work is
+// then not measured.
+func startOf(attempt *exchange.Attempt) time.Time {
+	if attempt != nil && !attempt.Start.IsZero() {
+		return attempt.Start
+	}
+	return time.Now()
 }

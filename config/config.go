@@ -14,7 +14,10 @@ type Config struct {
 	// endpoint, and the URL that DPoP htu claims are checked against.
 	Issuer string `mapstructure:"issuer"`
 	// Listen is the TCP address the HTTP server binds, as host:port.
-	Listen         string          `mapstructure:"listen"`
+	Listen string `mapstructure:"listen"`
+	// AdminListen is the TCP address of the admin listener, which serves
+	// /metrics, /healthz and /readyz. Empty turns it off.
+	AdminListen    string          `mapstructure:"admin_listen"`
 	Storage        Storage         `mapstructure:"storage"`
 	TrustedIssuers []TrustedIssuer `mapstructure:"trusted_issuers"`
 	// DeviceAttesters are the device management services whose
@@ -23,16 +26,21 @@ type Config struct {
 	// ClientsFile is the absolute path of the clients file.
 	ClientsFile string `mapstructure:"clients_file"`
 	// CatalogFile is the absolute path of the scope catalog file.
-	CatalogFile string `mapstructure:"catalog_file"`
-	Tokens      Tokens `mapstructure:"tokens"`
-	DPoP        DPoP   `mapstructure:"dpop"`
-	Keys        Keys   `mapstructure:"keys"`
-	Log         Log    `mapstructure:"log"`
-	HTTP        HTTP   `mapstructure:"http"`
+	CatalogFile string  `mapstructure:"catalog_file"`
+	Tokens      Tokens  `mapstructure:"tokens"`
+	DPoP        DPoP    `mapstructure:"dpop"`
+	Keys        Keys    `mapstructure:"keys"`
+	Log         Log     `mapstructure:"log"`
+	HTTP        HTTP    `mapstructure:"http"`
+	Audit       Audit   `mapstructure:"audit"`
+	Metrics     Metrics `mapstructure:"metrics"`
 	// StepUp sets step-up challenges and push approval.
 	StepUp StepUp `mapstructure:"step_up"`
 	// WebAuthn sets the relying party of passkey ceremonies.
 	WebAuthn WebAuthn `mapstructure:"webauthn"`
+
+	// Sessions sets the lifetimes of Sotto sessions.
+	Sessions Sessions `mapstructure:"sessions"`
 
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`
@@ -172,6 +180,7 @@ func Default() *Config {
 		StepUp:   defaultStepUp(),
 		WebAuthn: WebAuthn{RPDisplayName: "Sotto"},
 		Log:      Log{Format: "json", Level: "info"},
+		Audit:    Audit{CheckpointInterval: Duration(time.Hour)},
 		HTTP: HTTP{
 			ReadTimeout:       Duration(10 * time.Second),
 			WriteTimeout:      Duration(10 * time.Second),
@@ -180,6 +189,8 @@ func Default() *Config {
 			MaxBodyBytes:      64 << 10,
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
+
+		Sessions: defaultSessions,
 	}
 }
 

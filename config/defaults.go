@@ -54,6 +54,7 @@ func defaultSubjectPrefix(issuer string) string {
 // and sets the default key file, which depends on where the database is.
 func (c *Config) resolvePaths() {
 	c.ClientsFile = c.resolve(c.ClientsFile)
+	c.Metrics.BearerTokenFile = c.resolve(c.Metrics.BearerTokenFile)
 	c.CatalogFile = c.resolve(c.CatalogFile)
 	for i := range c.TrustedIssuers {
 		c.TrustedIssuers[i].JWKSFile = c.resolve(c.TrustedIssuers[i].JWKSFile)

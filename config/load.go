@@ -172,7 +172,8 @@ func flattenErrors(err error) []error {
 // knownKey starts the Expected text of every unknown-key problem.
 const knownKey = "a known key"
 
-// invalidKeys is the start of the mapstructure v2.4.0 message for unknown keys.
+// invalidKeys is the start of the mapstructure v2 message (v2.4.0 and
+// v2.5.0) for unknown keys.
 const invalidKeys = "has invalid keys: "
 
 // decodeProblem turns one mapstructure error into problems: one per unknown
@@ -184,6 +185,12 @@ func (c *Config) decodeProblem(err error) []Problem {
 	}
 	key := de.Name()
 	cause := de.Unwrap()
+	// Since v2.5.0, mapstructure names the target type, such as
+	// config.Config, where the key path is empty. Keys are snake_case, so
+	// a name with an upper-case letter is such a type name.
+	if strings.ToLower(key) != key {
+		key = ""
+	}
 
 	// NOTE: mapstructure has no error type for unknown keys, so they are
 	// read from its message. A change of that wording in an upgrade turns

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,6 +127,10 @@ func (c *Config) validateStepUp(ps *problems) {
 	}
 	if id := c.WebAuthn.RPID; id != "" && (strings.ContainsAny(id, ":/ ") || strings.HasPrefix(id, ".")) {
 		ps.add(c.fileFor("webauthn.rp_id"), "webauthn.rp_id", id, "a domain name without scheme, port or path, such as sotto.corp.example")
+	} else if net.ParseIP(id) != nil {
+		// WebAuthn Level 3, Section 5.1.3: the RP ID is a domain, never an
+		// IP address.
+		ps.add(c.fileFor("webauthn.rp_id"), "webauthn.rp_id", id, "a domain name, not an IP address, such as localhost or sotto.corp.example")
 	}
 }
 

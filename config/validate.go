@@ -30,9 +30,11 @@ func (c *Config) validate() []Problem {
 	c.validateTrustedIssuers(&ps)
 	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
+	c.validateSessions(&ps)
 	c.validateKeys(&ps)
 	c.validateStepUp(&ps)
 	c.validateStrongACR(&ps)
+	c.validateAudit(&ps)
 
 	if c.ClientsFile == "" {
 		ps.add(c.fileFor("clients_file"), "clients_file", "", "the path of the clients file")

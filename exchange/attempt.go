@@ -2,7 +2,9 @@ package exchange
 
 import (
 	"context"
+	"time"
 
+	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/stepup"
 	"github.com/sotto-auth/sotto/storage"
@@ -29,9 +31,20 @@ type Attempt struct {
 	// audit record; completion is an approved one the token uses.
 	challenge  *storage.StepUpChallenge
 	completion *stepup.Completion
+	// Start is when the request arrived, for the latency in the record.
+	Start time.Time
+	// ContextHash is the hash of the context the assistant sent, if any.
+	ContextHash string
 
 	claims   *Claims
 	recorded bool
+	// event is the audit event of the request; empty means a token
+	// exchange.
+	event audit.Event
+	// sessionRequested is set once a request asks for a session.
+	sessionRequested bool
+	// session is the session decision of a session request or a refresh.
+	session *sessionGrant
 }
 
 type attemptKey struct{}

@@ -84,6 +84,12 @@ type Options struct {
 	StrongACRValues map[string][]string
 	Logger          *slog.Logger
 	Now             func() time.Time
+
+	// Sessions holds the session lifetimes, and SessionStore stores
+	// sessions. A nil SessionStore makes session requests fail with
+	// server_error.
+	Sessions     SessionPolicy
+	SessionStore SessionStore
 }
 
 // Handler is the fosite.TokenEndpointHandler of the token exchange grant.
@@ -150,6 +156,10 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 	attempt.Subject = subject
 
+	if requestsSession(form) {
+		return h.grantSession(ctx, ar, client, proof, subject, now)
+	}
+
 	action, err := h.lookupAction(form)
 	if err != nil {
 		return err
@@ -209,6 +219,7 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 		Parent:        subject.TokenID,
 		SubjectIssuer: subject.Issuer,
 		CatalogEntry:  action.Version,
+		SessionID:     subject.SessionID,
 	}
 	if !subject.AuthTime.IsZero() {
 		claims.AuthTime = subject.AuthTime.Unix()
@@ -308,7 +319,7 @@ func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject,
 	switch tokenType {
 	case TokenTypeIDToken, TokenTypeJWT:
 	case TokenTypeAccessToken:
-		return nil, h.refuseAccessTokenSubject(ctx, token)
+		return h.verifySessionSubject(ctx, token)
 	default:
 		return nil, oauth.InvalidRequest("subject_token_type_unsupported", fmt.Sprintf(
 			"The subject_token_type %s is not supported: send a corporate ID token as %s.", quote(tokenType), TokenTypeIDToken))
@@ -332,22 +343,6 @@ func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject,
 		return nil, oauth.ServerError(err)
 	}
 	return subject, nil
-}
-
-// refuseAccessTokenSubject explains why an access token cannot be the
-// subject: an action token is never a subject token, and this server
-// issues no other access tokens.
-func (h *Handler) refuseAccessTokenSubject(ctx context.Context, token string) error {
-	_, err := LookupToken(ctx, h.Store, token)
-	if err == nil {
-		return oauth.InvalidRequest("subject_action_token",
-			"The subject_token is an action token, which cannot be exchanged again; exchange the corporate ID token instead.")
-	}
-	if !errors.Is(err, storage.ErrNotFound) {
-		return oauth.ServerError(err)
-	}
-	return oauth.InvalidRequest("subject_token_unknown",
-		"The subject_token is not an access token issued by this server; exchange the corporate ID token as "+TokenTypeIDToken+".")
 }
 
 // lookupAction finds the one catalog action the scope names.
@@ -420,6 +415,9 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 		return fosite.ErrUnknownRequest
 	}
 	attempt := attemptFrom(ctx)
+	if attempt.session != nil {
+		return h.populateSession(ctx, ar, resp, attempt)
+	}
 	claims := attempt.claims
 	if claims == nil {
 		return oauth.ServerError(errors.New("token exchange reached the response without a decision"))
@@ -463,6 +461,7 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 			IssuedAt:  time.Unix(claims.IssuedAt, 0).UTC(),
 			ExpiresAt: time.Unix(claims.Expiry, 0).UTC(),
 			Session:   session,
+			SessionID: claims.SessionID,
 		},
 		Audit:            record,
 		ReplayAudit:      h.replayRecord(attempt),
@@ -548,16 +547,24 @@ func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error
 }
 
 func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detail string) audit.Record {
+	event := a.event
+	if event == "" {
+		event = audit.EventExchange
+	}
 	rec := audit.Record{
 		Time:        h.Now().UTC(),
 		RequestID:   a.RequestID,
-		Event:       audit.EventExchange,
+		Event:       event,
 		ClientID:    a.ClientID,
 		Audience:    a.Audience,
 		Decision:    decision,
 		Reason:      reason,
 		Detail:      detail,
 		DeviceTrust: a.DeviceTrust,
+		ContextHash: a.ContextHash,
+	}
+	if !a.Start.IsZero() {
+		rec.LatencyMicros = time.Since(a.Start).Microseconds()
 	}
 	if a.Proof != nil {
 		rec.DeviceJKT = a.Proof.JKT
@@ -573,6 +580,9 @@ func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detai
 		rec.Action = a.Action.Scope
 		rec.CatalogEntry = a.Action.Version
 		rec.CatalogVersion = h.Catalog.Version
+	}
+	if scope := sessionAction(a); scope != "" {
+		rec.Action = scope
 	}
 	return rec
 }

@@ -13,6 +13,9 @@ import (
 type Session struct {
 	Claims    Claims                         `json:"claims"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+	// Groups are the groups of the login, kept for a session access token
+	// so the actions exchanged from it are checked against them.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // NewSession returns an empty session.
@@ -81,6 +84,9 @@ type Claims struct {
 	// AuthorizationDetails are the accepted RFC 9396 details (Section 9.1
 	// for JWT access tokens).
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
+	// SessionID is the session the token belongs to or was exchanged
+	// from, as the sid claim of the IANA JWT claims registry.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800 §3.1) with the JWK SHA-256

@@ -139,6 +139,9 @@ type Subject struct {
 	// followed by the first 22 characters of the base64url SHA-256 of the
 	// token.
 	TokenID string
+	// SessionID is the session of a session access token presented as
+	// the subject token, or "" for a corporate token.
+	SessionID string
 }
 
 // SubjectError is a failed check of a subject token. RFC 8693, Section 2.2.2

@@ -97,6 +97,7 @@ type PushLimits struct {
 // Service issues, decides and redeems step-up challenges.
 type Service struct {
 	Options
+	passkeys *passkeys
 }
 
 // New returns a Service with the defaults applied.
@@ -183,9 +184,6 @@ func (s *Service) Begin(ctx context.Context, b Binding) (*storage.StepUpChalleng
 			}
 		}
 	}
-	// NOTE: passkey ceremonies are not built yet, so a challenge that
-	// offers only passkey can be created but never approved.
-
 	id, err := randomID()
 	if err != nil {
 		return nil, oauth.ServerError(err)
@@ -374,12 +372,22 @@ func (s *Service) Redeem(ctx context.Context, id string, b Binding) (*Completion
 			"The step-up was approved more than %d seconds ago; repeat the exchange without step_up_challenge to get a new one.",
 			int64(b.MaxAge/time.Second)))
 	}
+	amr := methodAMR(c.Method)
+	if c.Method == MethodPasskey && s.passkeys != nil {
+		// A credential removed since the approval still counts; its amr
+		// then claims a hardware key, as for any passkey.
+		p, err := s.passkeys.Store.Passkey(ctx, c.Approver)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, oauth.ServerError(err)
+		}
+		amr = passkeyAMR(p)
+	}
 	return &Completion{
 		ChallengeID: c.ID,
 		Method:      c.Method,
 		Approver:    c.Approver,
 		ACR:         methodACR(c.Method),
-		AMR:         methodAMR(c.Method),
+		AMR:         amr,
 		AuthTime:    authTime,
 	}, nil
 }
@@ -412,15 +420,12 @@ func methodACR(method string) string {
 
 // methodAMR returns the RFC 8176 amr values of a step-up method: push is
 // a proof of possession of the approver app's software key on a second
-// channel (swk, mca); a passkey with user verification is a proof of
-// possession of an authenticator key (hwk) and user verification (user).
+// channel (swk, mca); a passkey is passkeyAMR of its credential.
 func methodAMR(method string) []string {
 	if method == MethodPush {
 		return []string{"mca", "swk"}
 	}
-	// NOTE: a synced passkey is not hardware-bound; hwk is claimed for
-	// every passkey until attestation tells them apart.
-	return []string{"hwk", "user"}
+	return passkeyAMR(nil)
 }
 
 // minutes formats d for an error description, such as "10 minutes".

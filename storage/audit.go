@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/sotto-auth/sotto/audit"
 )
 
@@ -17,13 +19,17 @@ type AuditFilter struct {
 	Limit     int    // maximum number of records; 0 means 1000
 	TokenID   string // only records with this token ID
 	RequestID string // only records with this request ID
+	Event     string // only records of this event
+	DeviceJKT string // only records of this device key thumbprint
 }
 
-// AppendAudit stores rec under a new ID assigned by the database. rec.ID is
-// ignored.
+// AppendAudit links rec to the end of the audit chain under the next ID.
+// rec.ID and the chain hashes are ignored.
 func (s *Store) AppendAudit(ctx context.Context, rec audit.Record) error {
-	row := auditRecordToModel(rec)
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
+	})
+	if err != nil {
 		return fmt.Errorf("storage: append audit record: %w", err)
 	}
 	return nil
@@ -47,6 +53,12 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 	}
 	if f.RequestID != "" {
 		q = q.Where("request_id = ?", f.RequestID)
+	}
+	if f.Event != "" {
+		q = q.Where("event = ?", f.Event)
+	}
+	if f.DeviceJKT != "" {
+		q = q.Where("device_jkt = ?", f.DeviceJKT)
 	}
 
 	var rows []auditRecordModel

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"gorm.io/gorm"
 )
 
 // maxChunk is the largest number of rows one bulk statement inserts.
@@ -135,13 +137,13 @@ func (b *bulkInserts) close() error {
 
 var accessTokenColumns = []string{
 	"token_id", "signature", "request_id", "client_id", "subject", "scope", "audience",
-	"device_jkt", "parent", "issued_at", "expires_at", "revoked_at", "session",
+	"device_jkt", "parent", "issued_at", "expires_at", "revoked_at", "session", "session_id",
 }
 
 func (m accessTokenModel) values() []any {
 	return []any{
 		m.TokenID, m.Signature, m.RequestID, m.ClientID, m.Subject, m.Scope, m.Audience,
-		m.DeviceJKT, m.Parent, m.IssuedAt, m.ExpiresAt, m.RevokedAt, m.Session,
+		m.DeviceJKT, m.Parent, m.IssuedAt, m.ExpiresAt, m.RevokedAt, m.Session, m.SessionID,
 	}
 }
 
@@ -159,4 +161,32 @@ func (m auditRecordModel) values() []any {
 		m.TokenID, m.TokenExpiresAt, m.Count, m.DeviceTrust,
 		m.AuthorizationDetails, m.DetailsHash, m.StepUpMethod, m.Approver,
 	}
+}
+
+// rowInserter inserts rows, each a value per column, into table within a
+// transaction the caller holds.
+type rowInserter func(table string, columns []string, rows [][]any) error
+
+// gormInserter returns a rowInserter that runs through tx in power-of-two
+// chunks. gorm parses the statements each time, which is fine off the
+// exchange's hot path; the group-commit writer uses bulkInserts.
+func gormInserter(tx *gorm.DB) rowInserter {
+	return func(table string, columns []string, rows [][]any) error {
+		for _, size := range chunkSizes(len(rows)) {
+			args := make([]any, 0, size*len(columns))
+			for _, row := range rows[:size] {
+				args = append(args, row...)
+			}
+			if err := tx.Exec(insertStatement(table, columns, size, "", false), args...).Error; err != nil {
+				return err
+			}
+			rows = rows[size:]
+		}
+		return nil
+	}
+}
+
+// insertRows inserts rows into table through tx; see gormInserter.
+func insertRows(tx *gorm.DB, table string, columns []string, rows [][]any) error {
+	return gormInserter(tx)(table, columns, rows)
 }

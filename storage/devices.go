@@ -125,8 +125,7 @@ func (s *Store) EnrollDevice(ctx context.Context, w EnrollWrite) (*Device, bool,
 
 		rec := w.Audit
 		rec.DeviceTrust = out.Trust
-		arow := auditRecordToModel(rec)
-		if err := tx.Create(&arow).Error; err != nil {
+		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 			return fmt.Errorf("append audit record: %w", err)
 		}
 		return nil
@@ -192,8 +191,7 @@ func (s *Store) SetDeviceTrust(ctx context.Context, jkt, trust string, rec audit
 			return fmt.Errorf("update device: %w", err)
 		}
 		rec.DeviceJKT, rec.Subject, rec.DeviceTrust = jkt, row.Subject, trust
-		arow := auditRecordToModel(rec)
-		if err := tx.Create(&arow).Error; err != nil {
+		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 			return fmt.Errorf("append audit record: %w", err)
 		}
 		return nil
@@ -231,8 +229,7 @@ func (s *Store) RevokeDevice(ctx context.Context, jkt string, at time.Time, rec 
 		count = res.RowsAffected
 
 		rec.DeviceJKT, rec.Subject, rec.DeviceTrust, rec.Count = jkt, row.Subject, "revoked", int(count)
-		arow := auditRecordToModel(rec)
-		if err := tx.Create(&arow).Error; err != nil {
+		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 			return fmt.Errorf("append audit record: %w", err)
 		}
 		return nil

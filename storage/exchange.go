@@ -252,26 +252,30 @@ func writeExchanges(ctx context.Context, tx *sql.Tx, gormTx *gorm.DB, inserts *b
 		return nil, err
 	}
 
-	var tokens, audits [][]any
+	var tokens [][]any
+	var audits []auditRecordModel
 	for i, w := range ws {
 		if results[i].Replayed {
-			audits = append(audits, auditRecordToModel(w.ReplayAudit).values())
+			audits = append(audits, auditRecordToModel(w.ReplayAudit))
 			continue
 		}
 		if results[i].ChallengeSpent {
-			audits = append(audits, auditRecordToModel(w.SpentAudit).values())
+			audits = append(audits, auditRecordToModel(w.SpentAudit))
 			continue
 		}
 		if w.Token != nil {
 			tokens = append(tokens, accessTokenToModel(*w.Token).values())
 		}
-		audits = append(audits, auditRecordToModel(w.Audit).values())
+		audits = append(audits, auditRecordToModel(w.Audit))
 	}
 
 	if err := inserts.insertRows(ctx, tx, "access_tokens", accessTokenColumns, tokens); err != nil {
 		return nil, fmt.Errorf("insert access tokens: %w", err)
 	}
-	if err := inserts.insertRows(ctx, tx, "audit_records", auditRecordColumns, audits); err != nil {
+	insert := func(table string, columns []string, rows [][]any) error {
+		return inserts.insertRows(ctx, tx, table, columns, rows)
+	}
+	if err := appendAuditRowsWith(gormTx, insert, audits); err != nil {
 		return nil, fmt.Errorf("append audit records: %w", err)
 	}
 	return results, nil

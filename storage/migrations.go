@@ -54,6 +54,9 @@ func migrations() []*gormigrate.Migration {
 		migrationInitial(),
 		migrationDevices(),
 		migrationStepUp(),
+		migrationSessions(),
+		migrationPasskeys(),
+		migrationAuditChain(),
 	}
 }
 

@@ -41,6 +41,7 @@ type accessTokenModel struct {
 	ExpiresAt time.Time
 	RevokedAt *time.Time
 	Session   []byte
+	SessionID *string
 }
 
 func (accessTokenModel) TableName() string { return "access_tokens" }
@@ -77,6 +78,10 @@ type auditRecordModel struct {
 	DetailsHash          string
 	StepUpMethod         string
 	Approver             string
+	ContextHash          string
+	LatencyMicros        int64 `gorm:"column:latency_us"`
+	PrevHash             string
+	Hash                 string
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -118,6 +123,7 @@ func accessTokenToModel(t AccessToken) accessTokenModel {
 		ExpiresAt: dbTime(t.ExpiresAt),
 		RevokedAt: dbTimePtr(t.RevokedAt),
 		Session:   t.Session,
+		SessionID: nullString(t.SessionID),
 	}
 }
 
@@ -136,10 +142,12 @@ func (m accessTokenModel) toAccessToken() *AccessToken {
 		ExpiresAt: m.ExpiresAt.UTC(),
 		RevokedAt: utcPtr(m.RevokedAt),
 		Session:   m.Session,
+		SessionID: stringOf(m.SessionID),
 	}
 }
 
-// auditRecordToModel leaves ID zero so the database assigns the next one.
+// auditRecordToModel leaves ID and the chain hashes empty: appendAuditRows
+// sets them when it links the record to the chain.
 func auditRecordToModel(r audit.Record) auditRecordModel {
 	m := auditRecordModel{
 		Time:           dbTime(r.Time),
@@ -164,6 +172,8 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		DetailsHash:          r.DetailsHash,
 		StepUpMethod:         r.StepUpMethod,
 		Approver:             r.Approver,
+		ContextHash:          r.ContextHash,
+		LatencyMicros:        r.LatencyMicros,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -197,6 +207,10 @@ func (m auditRecordModel) toRecord() audit.Record {
 		DetailsHash:          m.DetailsHash,
 		StepUpMethod:         m.StepUpMethod,
 		Approver:             m.Approver,
+		ContextHash:          m.ContextHash,
+		LatencyMicros:        m.LatencyMicros,
+		PrevHash:             m.PrevHash,
+		Hash:                 m.Hash,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

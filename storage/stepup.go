@@ -188,8 +188,7 @@ func (s *Store) DecideStepUpChallenge(ctx context.Context, id, status, method, a
 			return nil
 		}
 		decided = true
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if err != nil {
 		return false, fmt.Errorf("storage: decide step-up challenge: %w", err)
@@ -207,8 +206,7 @@ func (s *Store) MarkStepUpDelivered(ctx context.Context, id string, at time.Time
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 	if err != nil {
 		return fmt.Errorf("storage: mark step-up challenge delivered: %w", err)
@@ -275,8 +273,7 @@ func (s *Store) ClaimProof(ctx context.Context, p ProofClaim, rec *audit.Record)
 		if rec == nil {
 			return nil
 		}
-		row := auditRecordToModel(*rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(*rec)})
 	})
 }
 
@@ -318,8 +315,7 @@ func (s *Store) EnrollApprover(ctx context.Context, d ApproverDevice, p ProofCla
 		default:
 			return err
 		}
-		row := auditRecordToModel(rec)
-		return tx.Create(&row).Error
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
 	})
 }
 

@@ -58,6 +58,12 @@ var suiteCases = []struct {
 	{"step-up challenge lifecycle", testChallengeLifecycle},
 	{"replayed proof creates no challenge", testChallengeReplayedProofCreatesNothing},
 	{"push challenge and denial counts", testPushCounts},
+	{"session create and read", testSessionCreateAndRead},
+	{"session rotate then reuse revokes", testSessionRotateAndReuse},
+	{"session rotate of expired token", testSessionRotateExpired},
+	{"session concurrent rotation", testSessionConcurrentRotation},
+	{"session revoke counts", testRevokeSessionCounts},
+	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -27,6 +27,9 @@ type AccessToken struct {
 	ExpiresAt time.Time
 	RevokedAt *time.Time
 	Session   []byte // JSON, opaque to storage
+	// SessionID is the session the token belongs to or was exchanged
+	// from, or "" for a token exchanged from a corporate ID token.
+	SessionID string
 }
 
 // AccessToken returns the token whose jti is tokenID and whose JWT hashes
@@ -71,8 +74,7 @@ func (s *Store) RevokeAccessTokens(ctx context.Context, requestID string, at tim
 		count = res.RowsAffected
 
 		rec.Count = int(count)
-		row := auditRecordToModel(rec)
-		if err := tx.Create(&row).Error; err != nil {
+		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {
 			return fmt.Errorf("append audit record: %w", err)
 		}
 		return nil

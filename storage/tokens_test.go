@@ -153,6 +153,7 @@ func testAuditFilter(t *testing.T, newConfig newConfigFunc) {
 	want.ID = all[0].ID
 	want.Time = stored(full.Time)
 	want.TokenExpiresAt = stored(full.TokenExpiresAt)
+	want.Hash = all[0].Hash
 	if !reflect.DeepEqual(all[0], want) {
 		t.Errorf("stored record = %+v, want %+v", all[0], want)
 	}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/storage"
 )
@@ -61,54 +58,4 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		kid, time.Now().Add(keyActivation).UTC().Format(time.RFC3339))
 	fmt.Fprintf(stdout, "key %s signs until then and stays in the JWKS for %s\n", previous, keyRetention(cfg))
 	return nil
-}
-
-func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var out string
-	var after int64
-	path, err := commonFlags("audit export", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "write to `file` instead of standard output")
-		fs.Int64Var(&after, "after", 0, "export records with an id above `id`")
-	})
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	logger := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	store, err := storage.Open(ctx, storage.Config{
-		Driver: cfg.Storage.Driver, DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger,
-	})
-	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate storage: %w", err)
-	}
-
-	w := stdout
-	if out != "" {
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
-	}
-	for {
-		records, err := store.AuditRecords(ctx, storage.AuditFilter{AfterID: after, Limit: 1000})
-		if err != nil {
-			return fmt.Errorf("read audit records: %w", err)
-		}
-		if len(records) == 0 {
-			return nil
-		}
-		if err := audit.WriteJSONLines(w, records); err != nil {
-			return err
-		}
-		after = records[len(records)-1].ID
-	}
 }

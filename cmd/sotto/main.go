@@ -4,7 +4,7 @@
 //	sotto serve --config FILE          start the server
 //	sotto migrate --config FILE        apply database migrations
 //	sotto keys rotate --config FILE    add a new signing key and retire the current one
-//	sotto audit export --config FILE   write the audit records as JSON lines
+//	sotto audit export|verify|prune|trace  export, verify, prune or trace the audit log
 //	sotto devices list|show|trust|revoke  administer enrolled devices
 package main
 
@@ -26,7 +26,7 @@ commands:
   serve          start the authorization server
   migrate        apply pending database migrations and exit
   keys rotate    add a new signing key; the current one stays in the JWKS until its tokens expire
-  audit export   write audit records as JSON lines to standard output (or --out FILE)
+  audit          export, verify, prune or trace the audit log (sotto audit for help)
   devices        list, show, set the trust of, or revoke enrolled devices (sotto devices for help)
 
 Every command takes --config FILE after its name (default $SOTTO_CONFIG,
@@ -63,11 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return runKeysRotate(ctx, args[2:], stdout, stderr)
 	case "audit":
-		if len(args) < 2 || args[1] != "export" {
-			fmt.Fprintf(stderr, "sotto audit: missing or unknown subcommand; the one subcommand is export\n\n%s", usage)
-			return flag.ErrHelp
-		}
-		return runAuditExport(ctx, args[2:], stdout, stderr)
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "devices":
 		return runDevices(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

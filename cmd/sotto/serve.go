@@ -48,8 +48,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w (set listen in the config file or SOTTO_LISTEN, and issuer to match)", cfg.Listen, err)
 	}
 	httpServer := authz.NewHTTPServer(cfg, srv.Handler(), logger)
+	admin, err := startAdmin(cfg, srv, logger)
+	if err != nil {
+		return err
+	}
 
 	go app.housekeeping(ctx, logger)
+	go app.auditHousekeeping(ctx, logger)
 
 	logger.Info("sotto started",
 		"address", ln.Addr().String(), "issuer", cfg.Issuer, "storage_driver", cfg.Storage.Driver,
@@ -69,6 +74,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	defer cancel()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		logger.Error("shutdown did not finish in time", "error", err)
+	}
+	if admin != nil {
+		if err := admin.Shutdown(shutdownCtx); err != nil {
+			logger.Error("admin listener shutdown did not finish in time", "error", err)
+		}
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("serve ended with an error", "error", err)

@@ -57,6 +57,9 @@ type options struct {
 	connector       string
 	allowRemote     bool
 	timeout         time.Duration
+	// session makes the assistant start a session first and exchange the
+	// session access token instead of the ID token.
+	session bool
 }
 
 func main() {
@@ -88,6 +91,8 @@ func parseFlags() options {
 	flag.StringVar(&opts.connector, "connector", "",
 		"base URL of the example ITSM connector; when set, the action token creates a ticket there")
 	flag.BoolVar(&opts.allowRemote, "allow-remote", false, "permit an issuer that is not a loopback address")
+	flag.BoolVar(&opts.session, "session", false,
+		"start a session (scope sotto:session), refresh it, and exchange the session access token for the action token")
 	flag.DurationVar(&opts.timeout, "timeout", 10*time.Second, "timeout of each HTTP request")
 	flag.Parse()
 
@@ -130,7 +135,15 @@ func run(opts options) error {
 	if err != nil {
 		return err
 	}
-	token, err := stepExchange(ctx, c, opts, idToken, key)
+	subjectToken, subjectType := idToken, idTokenType
+	var refreshToken string
+	if opts.session {
+		if subjectToken, refreshToken, err = stepSession(ctx, c, opts, idToken, key); err != nil {
+			return err
+		}
+		subjectType = accessTokenType
+	}
+	token, err := stepExchange(ctx, c, opts, subjectToken, subjectType, key)
 	if err != nil {
 		return err
 	}
@@ -145,7 +158,13 @@ func run(opts options) error {
 	if err := stepIntrospect(ctx, c, opts, token, 6, "Introspect the action token", true); err != nil {
 		return err
 	}
-	if err := stepRevoke(ctx, c, opts, token); err != nil {
+	revoked := token
+	if opts.session {
+		// Revoking the refresh token ends the session and every action
+		// token exchanged from it.
+		revoked = refreshToken
+	}
+	if err := stepRevoke(ctx, c, opts, revoked); err != nil {
 		return err
 	}
 	if err := stepIntrospect(ctx, c, opts, token, 8, "Introspect the revoked action token", false); err != nil {
@@ -202,13 +221,17 @@ func stepDPoPKey() (*dpopKey, error) {
 	return key, nil
 }
 
-func stepExchange(ctx context.Context, c *client, opts options, idToken string, key *dpopKey) (string, error) {
-	step(4, "Exchange the ID token for an action token (RFC 8693) with a fresh DPoP proof")
+func stepExchange(ctx context.Context, c *client, opts options, subjectToken, subjectType string, key *dpopKey) (string, error) {
+	title := "Exchange the ID token for an action token (RFC 8693) with a fresh DPoP proof"
+	if subjectType == accessTokenType {
+		title = "Exchange the session access token for an action token (RFC 8693) with a fresh DPoP proof"
+	}
+	step(4, title)
 	form := url.Values{
 		"grant_type":         {tokenExchangeGrant},
 		"client_id":          {opts.clientID},
-		"subject_token":      {idToken},
-		"subject_token_type": {idTokenType},
+		"subject_token":      {subjectToken},
+		"subject_token_type": {subjectType},
 		"scope":              {opts.scope},
 		"audience":           {opts.audience},
 	}
@@ -270,7 +293,11 @@ func stepIntrospect(ctx context.Context, c *client, opts options, token string,
 }
 
 func stepRevoke(ctx context.Context, c *client, opts options, token string) error {
-	step(7, "Revoke the action token (RFC 7009)")
+	title := "Revoke the action token (RFC 7009)"
+	if opts.session {
+		title = "Revoke the session with its refresh token (RFC 7009)"
+	}
+	step(7, title)
 	status, err := c.revoke(ctx, token, opts.clientID)
 	if err != nil {
 		return fmt.Errorf("revocation: %w", err)

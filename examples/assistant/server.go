@@ -44,6 +44,8 @@ type tokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope"`
+	// RefreshToken comes only with a session (scope sotto:session).
+	RefreshToken string `json:"refresh_token"`
 }
 
 // oauthError is an error response of RFC 6749, Section 5.2, with its HTTP status.

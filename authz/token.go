@@ -8,7 +8,7 @@ import (
 )
 
 // supportedGrantTypes are the grant types the token endpoint serves.
-var supportedGrantTypes = map[string]bool{exchange.GrantType: true}
+var supportedGrantTypes = map[string]bool{exchange.GrantType: true, GrantTypeClientCredentials: true}
 
 // handleToken serves the token endpoint (RFC 6749 §3.2). The checks run
 // in the order that decides the error when several fail: form syntax,
@@ -40,6 +40,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		s.refuse(w, r, nil, oauth.New("unsupported_grant_type", "grant_type_unsupported",
 			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+"."))
+		return
+	}
+
+	if grantType == GrantTypeClientCredentials {
+		s.handleClientCredentials(w, r, form)
 		return
 	}
 

@@ -33,6 +33,12 @@ type Config struct {
 	StepUp StepUp `mapstructure:"step_up"`
 	// WebAuthn sets the relying party of passkey ceremonies.
 	WebAuthn WebAuthn `mapstructure:"webauthn"`
+	// AdminListen is the TCP address of the admin listener, which serves
+	// the admin API and console. Empty turns the listener off.
+	AdminListen string `mapstructure:"admin_listen"`
+	// Admin sets the admin API: its tokens, the bootstrap client and how
+	// often replicas look for catalog and client changes.
+	Admin Admin `mapstructure:"admin"`
 
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`
@@ -171,6 +177,7 @@ func Default() *Config {
 		DPoP:     DPoP{IATWindow: Duration(60 * time.Second), NonceLifetime: Duration(5 * time.Minute)},
 		StepUp:   defaultStepUp(),
 		WebAuthn: WebAuthn{RPDisplayName: "Sotto"},
+		Admin:    defaultAdmin(),
 		Log:      Log{Format: "json", Level: "info"},
 		HTTP: HTTP{
 			ReadTimeout:       Duration(10 * time.Second),

@@ -55,6 +55,7 @@ func defaultSubjectPrefix(issuer string) string {
 func (c *Config) resolvePaths() {
 	c.ClientsFile = c.resolve(c.ClientsFile)
 	c.CatalogFile = c.resolve(c.CatalogFile)
+	c.Admin.BootstrapClientSecretFile = c.resolve(c.Admin.BootstrapClientSecretFile)
 	for i := range c.TrustedIssuers {
 		c.TrustedIssuers[i].JWKSFile = c.resolve(c.TrustedIssuers[i].JWKSFile)
 	}

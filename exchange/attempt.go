@@ -32,6 +32,9 @@ type Attempt struct {
 
 	claims   *Claims
 	recorded bool
+	// catalog is the catalog the exchange was decided under, read once
+	// per exchange, so a change made meanwhile never mixes two versions.
+	catalog *Catalog
 }
 
 type attemptKey struct{}

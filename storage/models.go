@@ -77,6 +77,12 @@ type auditRecordModel struct {
 	DetailsHash          string
 	StepUpMethod         string
 	Approver             string
+
+	CatalogNumber int64
+	Operation     string
+	Target        string
+	Before        string `gorm:"column:value_before"`
+	After         string `gorm:"column:value_after"`
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -164,6 +170,12 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		DetailsHash:          r.DetailsHash,
 		StepUpMethod:         r.StepUpMethod,
 		Approver:             r.Approver,
+
+		CatalogNumber: r.CatalogNumber,
+		Operation:     r.Operation,
+		Target:        r.Target,
+		Before:        r.Before,
+		After:         r.After,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -197,6 +209,12 @@ func (m auditRecordModel) toRecord() audit.Record {
 		DetailsHash:          m.DetailsHash,
 		StepUpMethod:         m.StepUpMethod,
 		Approver:             m.Approver,
+
+		CatalogNumber: m.CatalogNumber,
+		Operation:     m.Operation,
+		Target:        m.Target,
+		Before:        m.Before,
+		After:         m.After,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

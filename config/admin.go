@@ -44,7 +44,7 @@ type Admin struct {
 }
 
 func defaultAdmin() Admin {
-	return Admin{TokenTTL: Duration(5 * time.Minute), PollInterval: Duration(time.Second)}
+	return Admin{TokenTTL: Duration(5 * time.Minute), PollInterval: Duration(500 * time.Millisecond)}
 }
 
 // MaxAdminTokenTTL is the longest admin.token_ttl.

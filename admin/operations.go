@@ -40,7 +40,7 @@ type ExplainRequest struct {
 }
 
 // Explain returns the decision a token exchange with req would get.
-func Explain(h *exchange.Handler, client exchange.Client, req ExplainRequest, r *http.Request) (*exchange.Explanation, error) {
+func Explain(ctx context.Context, h *exchange.Handler, client exchange.Client, req ExplainRequest) (*exchange.Explanation, error) {
 	er := exchange.ExplainRequest{
 		Client: client, ClientID: req.ClientID, SubjectToken: req.SubjectToken, SubjectClaims: req.SubjectClaims,
 		DeviceJKT: req.DeviceJKT, Scope: req.Scope, Audience: req.Audience,
@@ -56,7 +56,7 @@ func Explain(h *exchange.Handler, client exchange.Client, req ExplainRequest, r 
 		}
 		er.AuthorizationDetails = string(b)
 	}
-	return h.Explain(r.Context(), er), nil
+	return h.Explain(ctx, er), nil
 }
 
 func (a *api) explain(w http.ResponseWriter, r *http.Request) *Error {
@@ -71,7 +71,7 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) *Error {
 	if c, ok := a.Server.Client(req.ClientID); ok {
 		client = c
 	}
-	out, err := Explain(a.Server.Exchange(), client, req, r)
+	out, err := Explain(r.Context(), a.Server.Exchange(), client, req)
 	if err != nil {
 		return badRequest("authorization_details is not a JSON value.")
 	}

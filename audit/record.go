@@ -61,14 +61,14 @@ type Record struct {
 	DeviceJKT     string    `json:"device_jkt,omitempty"`
 	// DeviceTrust is the trust level of the device key at the decision:
 	// unregistered, registered, managed or revoked.
-	DeviceTrust    string    `json:"device_trust,omitempty"`
-	Action         string    `json:"action,omitempty"`
-	Audience       string    `json:"audience,omitempty"`
-	CatalogEntry   string    `json:"catalog_entry,omitempty"`
-	CatalogVersion string    `json:"catalog_version,omitempty"`
+	DeviceTrust    string `json:"device_trust,omitempty"`
+	Action         string `json:"action,omitempty"`
+	Audience       string `json:"audience,omitempty"`
+	CatalogEntry   string `json:"catalog_entry,omitempty"`
+	CatalogVersion string `json:"catalog_version,omitempty"`
 	// CatalogNumber is the number of the stored catalog version the
 	// decision was made under; 0 before the catalog is in the database.
-	CatalogNumber int64 `json:"catalog_number,omitempty"`
+	CatalogNumber  int64     `json:"catalog_number,omitempty"`
 	Decision       Decision  `json:"decision"`
 	Reason         string    `json:"reason,omitempty"`
 	Detail         string    `json:"detail,omitempty"`

@@ -58,16 +58,16 @@ type Server struct {
 	// refreshMu serializes Refresh, so an older read never replaces a
 	// newer one.
 	refreshMu sync.Mutex
-	logger   *slog.Logger
-	now      func() time.Time
-	metadata atomic.Pointer[[]byte]
-	router   *mux.Router
-	refusals *rateLimitedLog
-	nonces   *devicebind.Nonces
-	attest   *exchange.AttestationVerifier
-	subjects *exchange.SubjectVerifier
-	stepup   *stepup.Service
-	webhook  *stepup.Webhook
+	logger    *slog.Logger
+	now       func() time.Time
+	metadata  atomic.Pointer[[]byte]
+	router    *mux.Router
+	refusals  *rateLimitedLog
+	nonces    *devicebind.Nonces
+	attest    *exchange.AttestationVerifier
+	subjects  *exchange.SubjectVerifier
+	stepup    *stepup.Service
+	webhook   *stepup.Webhook
 }
 
 // Options configure a Server beyond its configuration.

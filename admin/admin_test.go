@@ -275,9 +275,9 @@ func jwtClaims(t *testing.T, token string) map[string]any {
 }
 
 // TestKillSwitchReachesSecondServer disables an action and a client
-// through one server and expects a second server on the same database
-// file, with its own connection pool and the production poll loop, to
-// refuse exchanges within a second with the default poll interval.
+// through one server. A second server on the same database file, with its
+// own connection pool and the production poll loop, must then refuse
+// exchanges within a second at the default poll interval.
 func TestKillSwitchReachesSecondServer(t *testing.T) {
 	dir := newDir(t)
 	poll := time.Duration(config.Default().Admin.PollInterval)
@@ -434,6 +434,7 @@ func TestRevocationCounts(t *testing.T) {
 			aliceParent, _ = jwtClaims(t, r.str("access_token"))["sotto_parent"].(string)
 		}
 	}
+
 	revoke := func(body map[string]any) any {
 		t.Helper()
 		r := in.call("POST", "/v1/revocations", token, body, nil)

@@ -53,7 +53,7 @@ func etag(n int64) string { return `"` + strconv.FormatInt(n, 10) + `"` }
 // 9110 §13.1.1), or current when the header is absent and not required.
 // A header that names another version than current is 412 (RFC 9110
 // §13.1.1), so a change based on an old read never overwrites a newer
-// one; a missing header where it is required is 428 (RFC 6585 §3).
+// one. A missing header where it is required is 428 (RFC 6585 §3).
 func precondition(r *http.Request, current int64, required bool) (int64, *Error) {
 	h := strings.TrimSpace(r.Header.Get("If-Match"))
 	if h == "" {

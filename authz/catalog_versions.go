@@ -98,10 +98,10 @@ func (e *CatalogProblems) Error() string {
 	return fmt.Sprintf("the catalog has %d problems", len(e.Problems))
 }
 
-// WriteCatalog validates w.Actions, stores them as the catalog version
-// after w.Expected with the diff against the live catalog and an audit
-// record of the call, and makes the new version live on this server at
-// once; other servers pick it up at their next poll. It returns the new
+// WriteCatalog validates w.Actions and stores them as the catalog version
+// after w.Expected, with the diff against the live catalog and an audit
+// record of the call. It makes the new version live on this server at
+// once, and other servers load it at their next poll. It returns the new
 // version's number and diff. A concurrent change is
 // storage.ErrVersionMismatch, and nothing is written.
 func (s *Server) WriteCatalog(ctx context.Context, store LiveStore, w CatalogWrite) (int64, []CatalogChange, error) {

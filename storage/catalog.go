@@ -82,7 +82,7 @@ func (s *Store) Revisions(ctx context.Context) (catalog, clients int64, err erro
 // rec, in one transaction, and returns the new number. The revision
 // counter is compared with expected and incremented in one UPDATE, so of
 // two writers that based their change on the same version exactly one
-// succeeds; the other gets ErrVersionMismatch and writes nothing.
+// succeeds. The other gets ErrVersionMismatch and writes nothing.
 func (s *Store) AddCatalogVersion(ctx context.Context, expected int64, v CatalogVersion, rec audit.Record) (int64, error) {
 	number := expected + 1
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

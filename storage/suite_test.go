@@ -58,6 +58,9 @@ var suiteCases = []struct {
 	{"step-up challenge lifecycle", testChallengeLifecycle},
 	{"replayed proof creates no challenge", testChallengeReplayedProofCreatesNothing},
 	{"push challenge and denial counts", testPushCounts},
+	{"catalog versions compare and swap", testCatalogVersions},
+	{"clients import once", testClientsImportOnce},
+	{"revoke tokens by attribute", testRevokeWhere},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

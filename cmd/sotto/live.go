@@ -29,7 +29,7 @@ func startLive(ctx context.Context, cfg *config.Config, srv *authz.Server, store
 	}
 	file := exchange.NewCatalog(cfg.Actions, time.Duration(cfg.Tokens.MaxTTL))
 	if live := srv.Catalog(); live.Version != file.Version {
-		logger.Warn("the catalog file differs from the live catalog, which the database holds; run sotto catalog apply --dry-run to see the difference",
+		logger.Warn("catalog file differs from the live catalog in the database; run sotto catalog apply --dry-run to see the difference",
 			"catalog_file", cfg.CatalogFile, "catalog_number", live.Number)
 	}
 	go srv.Watch(ctx, store, time.Duration(cfg.Admin.PollInterval))

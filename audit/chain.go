@@ -23,7 +23,8 @@ const canonicalTime = "2006-01-02T15:04:05.000000Z"
 // ClientID, Subject, SubjectIssuer, DeviceJKT, DeviceTrust, Action,
 // Audience, CatalogEntry, CatalogVersion, Decision, Reason, Detail,
 // TokenID, TokenExpiresAt, Count, ContextHash, LatencyMicros,
-// AuthorizationDetails, DetailsHash, StepUpMethod, Approver. Times are in
+// AuthorizationDetails, DetailsHash, StepUpMethod, Approver, CatalogNumber,
+// Operation, Target, Before, After. Times are in
 // the layout 2006-01-02T15:04:05.000000Z, truncated to microseconds, and a
 // zero time is the empty string. Numbers are decimal. Hash itself is not
 // encoded. The length prefixes make the encoding unambiguous, so two
@@ -57,6 +58,11 @@ func Canonical(r *Record) []byte {
 		r.DetailsHash,
 		r.StepUpMethod,
 		r.Approver,
+		strconv.FormatInt(r.CatalogNumber, 10),
+		r.Operation,
+		r.Target,
+		r.Before,
+		r.After,
 	}
 	size := 0
 	for _, f := range fields {

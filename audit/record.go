@@ -24,6 +24,10 @@ const (
 	// challenge delivered, approved, denied or refused, an approver
 	// enrolled, a rate limit alert.
 	EventStepUp Event = "step_up"
+	// EventAdmin is a call of the admin API or console, and EventAdminToken
+	// the issue of an admin access token by the client_credentials grant.
+	EventAdmin      Event = "admin"
+	EventAdminToken Event = "admin_token"
 )
 
 // Decision is the outcome of an event.
@@ -69,11 +73,14 @@ type Record struct {
 	DeviceJKT     string    `json:"device_jkt,omitempty"`
 	// DeviceTrust is the trust level of the device key at the decision:
 	// unregistered, registered, managed or revoked.
-	DeviceTrust    string    `json:"device_trust,omitempty"`
-	Action         string    `json:"action,omitempty"`
-	Audience       string    `json:"audience,omitempty"`
-	CatalogEntry   string    `json:"catalog_entry,omitempty"`
-	CatalogVersion string    `json:"catalog_version,omitempty"`
+	DeviceTrust    string `json:"device_trust,omitempty"`
+	Action         string `json:"action,omitempty"`
+	Audience       string `json:"audience,omitempty"`
+	CatalogEntry   string `json:"catalog_entry,omitempty"`
+	CatalogVersion string `json:"catalog_version,omitempty"`
+	// CatalogNumber is the number of the stored catalog version the
+	// decision was made under; 0 before the catalog is in the database.
+	CatalogNumber  int64     `json:"catalog_number,omitempty"`
 	Decision       Decision  `json:"decision"`
 	Reason         string    `json:"reason,omitempty"`
 	Detail         string    `json:"detail,omitempty"`
@@ -103,6 +110,13 @@ type Record struct {
 	// canonical encoding (see Canonical). The store sets both.
 	PrevHash string `json:"prev_hash,omitempty"`
 	Hash     string `json:"hash,omitempty"`
+	// Operation names an admin call, such as catalog.update; Target is
+	// what it changed (a scope, a client_id). Before and After are the
+	// JSON of the target around the change, without secrets.
+	Operation string `json:"operation,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Before    string `json:"before,omitempty"`
+	After     string `json:"after,omitempty"`
 }
 
 // WriteJSONLines writes records as JSON lines, one record a line.

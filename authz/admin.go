@@ -78,7 +78,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.keys == nil || s.keys.CurrentKeyID() == "" {
 		checks["signing_key"], ready = "not loaded", false
 	}
-	if s.catalog == nil || s.catalog.Len() == 0 {
+	if c := s.Catalog(); c == nil || c.Len() == 0 {
 		checks["catalog"], ready = "empty", false
 	}
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -31,7 +32,13 @@ type Client struct {
 	// the client's proofs (RFC 9449, Section 8).
 	RequireDPoPNonce bool
 	Audiences        []string
-	hasPlaintext     bool
+	// AdminScopes are the admin scopes the client may request with the
+	// client_credentials grant.
+	AdminScopes []string
+	// DisabledAt is when an administrator turned the client's kill switch
+	// on, or nil.
+	DisabledAt   *time.Time
+	hasPlaintext bool
 }
 
 var _ exchange.Client = (*Client)(nil)
@@ -50,6 +57,7 @@ func NewClient(c config.Client) *Client {
 		RequireDPoP:      c.RequireDPoP,
 		RequireDPoPNonce: c.RequireDPoPNonce,
 		Audiences:        c.Audiences,
+		AdminScopes:      c.AdminScopes,
 	}
 	switch {
 	case c.ClientSecretHash != "":
@@ -88,6 +96,9 @@ func (c *Client) IsPublic() bool { return c.Public }
 // client may see at introspection.
 func (c *Client) GetAudience() fosite.Arguments { return c.Audiences }
 
+// Disabled implements exchange.DisabledClient.
+func (c *Client) Disabled() bool { return c.DisabledAt != nil }
+
 // DPoPRequired implements exchange.Client.
 func (c *Client) DPoPRequired() bool { return c.RequireDPoP }
 
@@ -121,15 +132,35 @@ func (c *Client) DPoPNonceRequired() bool { return c.RequireDPoPNonce }
 
 // clientStore is the fosite.Storage of the provider: the registered
 // clients. Client assertions (RFC 7523) are not offered, so their jti
-// methods refuse.
+// methods refuse. The map is replaced whole when the stored clients
+// change and is never modified, so reads take no lock.
 type clientStore struct {
-	clients map[string]*Client
+	clients atomic.Pointer[map[string]*Client]
 }
 
 var _ fosite.Storage = (*clientStore)(nil)
 
+func newClientStore(clients []*Client) *clientStore {
+	s := &clientStore{}
+	s.replace(clients)
+	return s
+}
+
+func (s *clientStore) replace(clients []*Client) {
+	m := make(map[string]*Client, len(clients))
+	for _, c := range clients {
+		m[c.ID] = c
+	}
+	s.clients.Store(&m)
+}
+
+func (s *clientStore) lookup(id string) (*Client, bool) {
+	c, ok := (*s.clients.Load())[id]
+	return c, ok
+}
+
 func (s *clientStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
-	c, ok := s.clients[id]
+	c, ok := s.lookup(id)
 	if !ok {
 		return nil, fosite.ErrNotFound
 	}

@@ -24,11 +24,11 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		"jwks_uri":               iss + PathJWKS,
 		"introspection_endpoint": iss + PathIntrospect,
 		"revocation_endpoint":    iss + PathRevoke,
-		"scopes_supported":       append(s.catalog.Scopes(), exchange.SessionScope),
+		"scopes_supported":       append(s.Catalog().Scopes(), exchange.SessionScope),
 		// RFC 8414 §2 requires response_types_supported. There is no
 		// authorization endpoint yet, so no response type is offered.
 		"response_types_supported":                      []string{},
-		"grant_types_supported":                         []string{exchange.GrantType, config.GrantTypeRefreshToken},
+		"grant_types_supported":                         []string{exchange.GrantType, config.GrantTypeRefreshToken, GrantTypeClientCredentials},
 		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
@@ -44,7 +44,7 @@ func (s *Server) buildMetadata() ([]byte, error) {
 func (s *Server) handleMetadata(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(s.metadata)
+	_, _ = w.Write(*s.metadata.Load())
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -54,18 +56,23 @@ type Server struct {
 	exchange *exchange.Handler
 	refresh  *exchange.RefreshHandler
 	clients  *clientStore
-	catalog  *exchange.Catalog
-	logger   *slog.Logger
-	now      func() time.Time
-	metadata []byte
-	router   *mux.Router
-	refusals *rateLimitedLog
-	nonces   *devicebind.Nonces
-	attest   *exchange.AttestationVerifier
-	subjects *exchange.SubjectVerifier
-	stepup   *stepup.Service
-	webhook  *stepup.Webhook
-	metrics  *metrics
+	// clientsRevision is the stored clients revision s.clients holds, or
+	// 0 for the configured clients.
+	clientsRevision atomic.Int64
+	// refreshMu serializes Refresh, so an older read never replaces a
+	// newer one.
+	refreshMu sync.Mutex
+	logger    *slog.Logger
+	now       func() time.Time
+	metadata  atomic.Pointer[[]byte]
+	router    *mux.Router
+	refusals  *rateLimitedLog
+	nonces    *devicebind.Nonces
+	attest    *exchange.AttestationVerifier
+	subjects  *exchange.SubjectVerifier
+	stepup    *stepup.Service
+	webhook   *stepup.Webhook
+	metrics   *metrics
 }
 
 // Options configure a Server beyond its configuration.
@@ -91,13 +98,14 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 	s := &Server{cfg: cfg, store: store, keys: keys, logger: o.Logger, now: o.Now}
 	s.refusals = newRateLimitedLog(o.Logger, time.Second)
 
-	s.clients = &clientStore{clients: make(map[string]*Client, len(cfg.Clients))}
-	for _, c := range cfg.Clients {
-		s.clients.clients[c.ClientID] = NewClient(c)
+	clients, err := configuredClients(cfg)
+	if err != nil {
+		return nil, err
 	}
+	s.clients = newClientStore(clients)
 	maxTTL := time.Duration(cfg.Tokens.MaxTTL)
-	s.catalog = exchange.NewCatalog(cfg.Actions, maxTTL)
-	s.metrics = newMetrics(s.catalog.Version)
+	catalog := exchange.NewCatalog(cfg.Actions, maxTTL)
+	s.metrics = newMetrics(catalog.Version)
 
 	subjects, err := exchange.NewSubjectVerifier(trustedIssuers(cfg), exchange.SubjectOptions{
 		Leeway:     time.Duration(cfg.Tokens.SubjectLeeway),
@@ -127,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		Issuer:   cfg.Issuer,
 		TokenURL: cfg.Issuer + PathToken,
 		MaxTTL:   maxTTL,
-		Catalog:  s.catalog,
+		Catalog:  catalog,
 		Subjects: subjects,
 		DPoP:     &devicebind.Verifier{Window: time.Duration(cfg.DPoP.IATWindow), Now: o.Now},
 		Nonces:   s.nonces,
@@ -152,9 +160,11 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		SendDebugMessagesToClients: false,
 	})
 
-	if s.metadata, err = s.buildMetadata(); err != nil {
+	metadata, err := s.buildMetadata()
+	if err != nil {
 		return nil, err
 	}
+	s.metadata.Store(&metadata)
 	s.router = s.routes()
 	return s, nil
 }
@@ -175,8 +185,8 @@ func trustedIssuers(cfg *config.Config) []exchange.TrustedIssuer {
 	return out
 }
 
-// Catalog returns the scope catalog.
-func (s *Server) Catalog() *exchange.Catalog { return s.catalog }
+// Catalog returns the scope catalog new exchanges are decided under.
+func (s *Server) Catalog() *exchange.Catalog { return s.exchange.CurrentCatalog() }
 
 // Handler returns the HTTP handler of every endpoint.
 func (s *Server) Handler() http.Handler { return s.router }

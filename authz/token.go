@@ -4,14 +4,18 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/audit"
+	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/exchange"
 	"github.com/sotto-auth/sotto/internal/oauth"
 )
 
 // supportedGrantTypes are the grant types the token endpoint serves.
-var supportedGrantTypes = map[string]bool{exchange.GrantType: true, config.GrantTypeRefreshToken: true}
+var supportedGrantTypes = map[string]bool{
+	exchange.GrantType:           true,
+	config.GrantTypeRefreshToken: true,
+	GrantTypeClientCredentials:   true,
+}
 
 // handleToken serves the token endpoint (RFC 6749 §3.2). The checks run
 // in the order that decides the error when several fail: form syntax,
@@ -44,6 +48,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		s.refuse(w, r, nil, oauth.New("unsupported_grant_type", "grant_type_unsupported",
 			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+" or refresh_token."))
+		return
+	}
+
+	if grantType == GrantTypeClientCredentials {
+		s.handleClientCredentials(w, r, form)
 		return
 	}
 

@@ -12,29 +12,32 @@ import (
 // can carry and the policy for issuing it.
 type Action struct {
 	// Scope is the scope token, unique across the catalog.
-	Scope string `yaml:"scope"`
+	Scope string `yaml:"scope" json:"scope"`
 	// Description is a human-readable summary of the action, for
 	// administrators and the audit trail.
-	Description string `yaml:"description"`
+	Description string `yaml:"description" json:"description"`
 	// Audiences are the connectors that accept the action's tokens.
-	Audiences []string `yaml:"audiences"`
+	Audiences []string `yaml:"audiences" json:"audiences"`
 	// MaxTTL is the action's maximum token lifetime. Load caps it at
 	// tokens.max_ttl.
-	MaxTTL Duration `yaml:"max_ttl"`
+	MaxTTL Duration `yaml:"max_ttl" json:"max_ttl"`
 	// StepUp is the step-up authentication the action requires.
-	StepUp string `yaml:"step_up"`
+	StepUp string `yaml:"step_up" json:"step_up"`
 	// MaxAge is how old a step-up may be and still satisfy the action.
 	// Zero means 5m.
-	MaxAge Duration `yaml:"max_age"`
+	MaxAge Duration `yaml:"max_age" json:"max_age,omitempty"`
 	// AuthorizationDetails declares the RFC 9396 details an exchange for
 	// the action must send. Nil means the action takes none.
-	AuthorizationDetails *AuthorizationDetails `yaml:"authorization_details"`
+	AuthorizationDetails *AuthorizationDetails `yaml:"authorization_details" json:"authorization_details,omitempty"`
 	// Groups are the groups allowed the action. Empty allows any
 	// authenticated user.
-	Groups []string `yaml:"groups"`
+	Groups []string `yaml:"groups" json:"groups,omitempty"`
 	// DeviceTrust is the lowest trust level of the device key the action
 	// accepts: any, registered or managed.
-	DeviceTrust string `yaml:"device_trust"`
+	DeviceTrust string `yaml:"device_trust" json:"device_trust,omitempty"`
+	// Disabled is the action's kill switch: every exchange for it is
+	// refused with access_denied while it is true.
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
 }
 
 // Device trust levels an action may require in device_trust.

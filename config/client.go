@@ -35,6 +35,9 @@ type Client struct {
 	// Audiences are the audiences whose tokens the client may see at
 	// introspection.
 	Audiences []string `yaml:"audiences"`
+	// AdminScopes are the admin API scopes the client may request with
+	// the client_credentials grant.
+	AdminScopes []string `yaml:"admin_scopes"`
 }
 
 // Grant types a client may list in grant_types.
@@ -110,6 +113,7 @@ func validateClients(path string, clients []Client) []Problem {
 				ps.add(path, indexKey(key+".audiences", j), aud, expected)
 			}
 		}
+		validateAdminScopes(&ps, path, key, cl)
 	}
 	return ps.list
 }

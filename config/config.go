@@ -16,7 +16,8 @@ type Config struct {
 	// Listen is the TCP address the HTTP server binds, as host:port.
 	Listen string `mapstructure:"listen"`
 	// AdminListen is the TCP address of the admin listener, which serves
-	// /metrics, /healthz and /readyz. Empty turns it off.
+	// the admin API, the console, /metrics, /healthz and /readyz. Empty
+	// turns it off.
 	AdminListen    string          `mapstructure:"admin_listen"`
 	Storage        Storage         `mapstructure:"storage"`
 	TrustedIssuers []TrustedIssuer `mapstructure:"trusted_issuers"`
@@ -38,6 +39,9 @@ type Config struct {
 	StepUp StepUp `mapstructure:"step_up"`
 	// WebAuthn sets the relying party of passkey ceremonies.
 	WebAuthn WebAuthn `mapstructure:"webauthn"`
+	// Admin sets the admin API: its tokens, the bootstrap client and how
+	// often replicas look for catalog and client changes.
+	Admin Admin `mapstructure:"admin"`
 
 	// Sessions sets the lifetimes of Sotto sessions.
 	Sessions Sessions `mapstructure:"sessions"`
@@ -179,6 +183,7 @@ func Default() *Config {
 		DPoP:     DPoP{IATWindow: Duration(60 * time.Second), NonceLifetime: Duration(5 * time.Minute)},
 		StepUp:   defaultStepUp(),
 		WebAuthn: WebAuthn{RPDisplayName: "Sotto"},
+		Admin:    defaultAdmin(),
 		Log:      Log{Format: "json", Level: "info"},
 		Audit:    Audit{CheckpointInterval: Duration(time.Hour)},
 		HTTP: HTTP{

@@ -56,6 +56,7 @@ func (c *Config) resolvePaths() {
 	c.ClientsFile = c.resolve(c.ClientsFile)
 	c.Metrics.BearerTokenFile = c.resolve(c.Metrics.BearerTokenFile)
 	c.CatalogFile = c.resolve(c.CatalogFile)
+	c.Admin.BootstrapClientSecretFile = c.resolve(c.Admin.BootstrapClientSecretFile)
 	for i := range c.TrustedIssuers {
 		c.TrustedIssuers[i].JWKSFile = c.resolve(c.TrustedIssuers[i].JWKSFile)
 	}

@@ -11,24 +11,24 @@ import (
 // among Fields.
 type AuthorizationDetails struct {
 	// Type is the value of the object's type member (RFC 9396, Section 2).
-	Type string `yaml:"type"`
+	Type string `yaml:"type" json:"type"`
 	// Fields are the members the object may carry besides type, by name.
-	Fields map[string]DetailField `yaml:"fields"`
+	Fields map[string]DetailField `yaml:"fields" json:"fields"`
 }
 
 // DetailField constrains one member of an authorization details object.
 type DetailField struct {
 	// Type is "number" or "string".
-	Type string `yaml:"type"`
+	Type string `yaml:"type" json:"type"`
 	// Required makes the member mandatory.
-	Required bool `yaml:"required"`
+	Required bool `yaml:"required" json:"required,omitempty"`
 	// Min and Max bound a number, inclusive. Nil means unbounded.
-	Min *float64 `yaml:"min"`
-	Max *float64 `yaml:"max"`
+	Min *float64 `yaml:"min" json:"min,omitempty"`
+	Max *float64 `yaml:"max" json:"max,omitempty"`
 	// Enum lists the values a string may take. Empty allows any string.
-	Enum []string `yaml:"enum"`
+	Enum []string `yaml:"enum" json:"enum,omitempty"`
 	// MaxLength bounds a string, in characters. Zero means 256.
-	MaxLength int `yaml:"max_length"`
+	MaxLength int `yaml:"max_length" json:"max_length,omitempty"`
 }
 
 // Detail field types.

@@ -35,6 +35,7 @@ func (c *Config) validate() []Problem {
 	c.validateStepUp(&ps)
 	c.validateStrongACR(&ps)
 	c.validateAudit(&ps)
+	c.validateAdmin(&ps)
 
 	if c.ClientsFile == "" {
 		ps.add(c.fileFor("clients_file"), "clients_file", "", "the path of the clients file")

@@ -45,6 +45,9 @@ type Attempt struct {
 	sessionRequested bool
 	// session is the session decision of a session request or a refresh.
 	session *sessionGrant
+	// catalog is the catalog the exchange was decided under, read once
+	// per exchange, so a change made meanwhile never mixes two versions.
+	catalog *Catalog
 }
 
 type attemptKey struct{}

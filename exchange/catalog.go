@@ -45,6 +45,9 @@ type Action struct {
 	// Details declares the RFC 9396 authorization_details the action
 	// takes. Nil means none.
 	Details *config.AuthorizationDetails
+	// Disabled is the action's kill switch: exchanges for it are refused
+	// with access_denied.
+	Disabled bool
 	// Version identifies this entry's content: the first 16 hex digits of
 	// the SHA-256 of its canonical JSON. Audit records name it, so a
 	// decision can be matched to the exact rule it was made under.
@@ -56,6 +59,9 @@ type Catalog struct {
 	actions map[string]*Action
 	// Version identifies the whole catalog's content the same way.
 	Version string
+	// Number is the stored catalog version this catalog was built from,
+	// or 0 for a catalog read from the file alone.
+	Number int64
 }
 
 // NewCatalog builds a catalog from configured actions. An action's MaxTTL
@@ -74,6 +80,7 @@ func NewCatalog(actions []config.Action, maxTTL time.Duration) *Catalog {
 			DeviceTrust: a.DeviceTrust,
 			MaxAge:      time.Duration(a.MaxAge),
 			Details:     a.AuthorizationDetails,
+			Disabled:    a.Disabled,
 		}
 		if action.StepUp == "" {
 			action.StepUp = StepUpNone

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,6 +97,9 @@ type Options struct {
 type Handler struct {
 	Options
 	seen lastSeen
+	// live is the catalog exchanges use. SetCatalog swaps it, so the
+	// exchange reads it without a lock.
+	live atomic.Pointer[Catalog]
 }
 
 var _ fosite.TokenEndpointHandler = (*Handler)(nil)
@@ -108,7 +112,27 @@ func NewHandler(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{Options: o}
+	h := &Handler{Options: o}
+	h.live.Store(o.Catalog)
+	return h
+}
+
+// CurrentCatalog returns the catalog new exchanges are decided under.
+func (h *Handler) CurrentCatalog() *Catalog { return h.live.Load() }
+
+// SetCatalog makes c the catalog of every exchange that starts from now
+// on. Exchanges in flight finish under the catalog they started with.
+func (h *Handler) SetCatalog(c *Catalog) { h.live.Store(c) }
+
+// DisabledClient is a Client whose kill switch may be on.
+type DisabledClient interface {
+	Disabled() bool
+}
+
+// IsDisabled reports whether client's kill switch is on.
+func IsDisabled(client any) bool {
+	dc, ok := client.(DisabledClient)
+	return ok && dc.Disabled()
 }
 
 // CanSkipClientAuth implements fosite.TokenEndpointHandler: every client,
@@ -129,6 +153,7 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 		return fosite.ErrUnknownRequest
 	}
 	attempt := attemptFrom(ctx)
+	attempt.catalog = h.live.Load()
 	now := h.Now()
 	form := ar.GetRequestForm()
 
@@ -142,6 +167,11 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	if !slices.Contains(client.GetGrantTypes(), GrantType) {
 		return oauth.New("unauthorized_client", "grant_not_allowed",
 			"The client is not registered for the token exchange grant; add it to the client's grant_types.")
+	}
+	// RFC 6749 §5.2: unauthorized_client, because the client did
+	// authenticate but an administrator took away its use of every grant.
+	if IsDisabled(client) {
+		return errClientDisabled
 	}
 
 	proof, err := h.verifyProof(ctx, client)
@@ -160,7 +190,7 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 		return h.grantSession(ctx, ar, client, proof, subject, now)
 	}
 
-	action, err := h.lookupAction(form)
+	action, err := h.lookupAction(attempt.catalog, form)
 	if err != nil {
 		return err
 	}
@@ -177,6 +207,12 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 		return err
 	}
 	attempt.Details = details
+
+	// The kill switch comes first among the policy checks: a disabled
+	// action is refused whoever asks and whatever they present.
+	if action.Disabled {
+		return actionDisabled(action)
+	}
 
 	// Device policy before the groups: a revoked key is refused whoever
 	// presents it.
@@ -205,21 +241,22 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 
 	claims := &Claims{
-		Issuer:        h.Issuer,
-		Subject:       subject.ID,
-		Audience:      audience,
-		Expiry:        exp,
-		IssuedAt:      now.Unix(),
-		ID:            newTokenID(),
-		ClientID:      client.GetID(),
-		Scope:         action.Scope,
-		ACR:           subject.ACR,
-		AMR:           subject.AMR,
-		Confirmation:  Confirmation{JKT: proof.JKT},
-		Parent:        subject.TokenID,
-		SubjectIssuer: subject.Issuer,
-		CatalogEntry:  action.Version,
-		SessionID:     subject.SessionID,
+		Issuer:         h.Issuer,
+		Subject:        subject.ID,
+		Audience:       audience,
+		Expiry:         exp,
+		IssuedAt:       now.Unix(),
+		ID:             newTokenID(),
+		ClientID:       client.GetID(),
+		Scope:          action.Scope,
+		ACR:            subject.ACR,
+		AMR:            subject.AMR,
+		Confirmation:   Confirmation{JKT: proof.JKT},
+		Parent:         subject.TokenID,
+		SubjectIssuer:  subject.Issuer,
+		CatalogEntry:   action.Version,
+		SessionID:      subject.SessionID,
+		CatalogVersion: attempt.catalog.Number,
 	}
 	if !subject.AuthTime.IsZero() {
 		claims.AuthTime = subject.AuthTime.Unix()
@@ -346,7 +383,7 @@ func (h *Handler) verifySubject(ctx context.Context, form url.Values) (*Subject,
 }
 
 // lookupAction finds the one catalog action the scope names.
-func (h *Handler) lookupAction(form url.Values) (*Action, error) {
+func (h *Handler) lookupAction(catalog *Catalog, form url.Values) (*Action, error) {
 	// RFC 6749 §3.3: scope tokens are delimited by spaces (%x20) only, and
 	// a scope token never contains a tab, a newline or a non-ASCII
 	// character. strings.Fields would also split on those and turn
@@ -361,7 +398,7 @@ func (h *Handler) lookupAction(form url.Values) (*Action, error) {
 			"The scope names %d actions (%s); an action token is for exactly one action.",
 			len(scopes), quote(strings.Join(scopes, " "))))
 	}
-	action, ok := h.Catalog.Lookup(scopes[0])
+	action, ok := catalog.Lookup(scopes[0])
 	if !ok {
 		return nil, oauth.New("invalid_scope", "scope_unknown", fmt.Sprintf(
 			"The scope %s is not an action of the catalog.", quote(scopes[0])))
@@ -496,6 +533,19 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 var errReplay = oauth.New(oauth.CodeInvalidDPoPProof, "dpop_replay",
 	"The DPoP proof was already used: sign a new proof with a fresh jti for every request (RFC 9449 §11.1).")
 
+// errClientDisabled is the answer to a client whose kill switch is on.
+var errClientDisabled = oauth.New("unauthorized_client", "client_disabled",
+	"The client was disabled by an administrator; ask the identity team to enable it again.")
+
+// actionDisabled is the answer for an action whose kill switch is on.
+// RFC 6749 §5.2 has no closer code than access_denied for a request the
+// server refuses by policy.
+func actionDisabled(a *Action) *oauth.Error {
+	return oauth.New("access_denied", "action_disabled", fmt.Sprintf(
+		"The action %s was disabled by an administrator; no token is issued for it until it is enabled again.",
+		quote(a.Scope)))
+}
+
 // errChallengeSpent is the answer when another exchange used the step-up
 // challenge between this exchange's check and its commit.
 var errChallengeSpent = oauth.New("invalid_grant", "step_up_challenge_used",
@@ -577,9 +627,14 @@ func (h *Handler) auditRecord(a *Attempt, decision audit.Decision, reason, detai
 		rec.AuthorizationDetails, rec.DetailsHash = string(a.Details.JSON), a.Details.Hash
 	}
 	if a.Action != nil {
+		catalog := a.catalog
+		if catalog == nil {
+			catalog = h.live.Load()
+		}
 		rec.Action = a.Action.Scope
 		rec.CatalogEntry = a.Action.Version
-		rec.CatalogVersion = h.Catalog.Version
+		rec.CatalogVersion = catalog.Version
+		rec.CatalogNumber = catalog.Number
 	}
 	if scope := sessionAction(a); scope != "" {
 		rec.Action = scope

@@ -81,6 +81,9 @@ type Claims struct {
 	// CatalogEntry is the version of the catalog entry the decision was
 	// made under, as in the audit record's catalog_entry.
 	CatalogEntry string `json:"sotto_catalog_entry,omitempty"`
+	// CatalogVersion is the number of the stored catalog version the
+	// decision was made under, as in the audit record's catalog_number.
+	CatalogVersion int64 `json:"sotto_catalog_version,omitempty"`
 	// AuthorizationDetails are the accepted RFC 9396 details (Section 9.1
 	// for JWT access tokens).
 	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`

@@ -19,8 +19,14 @@ type AuditFilter struct {
 	Limit     int    // maximum number of records; 0 means 1000
 	TokenID   string // only records with this token ID
 	RequestID string // only records with this request ID
+	ClientID  string // only records of this client
+	Subject   string // only records of this subject
+	Action    string // only records of this action
 	Event     string // only records of this event
 	DeviceJKT string // only records of this device key thumbprint
+	// Newest returns the last Limit matching records, newest first, and
+	// AfterID then works as "before this ID" when it is above 0.
+	Newest bool
 }
 
 // AppendAudit links rec to the end of the audit chain under the next ID.
@@ -47,12 +53,23 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 		limit = defaultAuditLimit
 	}
 
-	q := s.db.WithContext(ctx).Where("id > ?", f.AfterID)
-	if f.TokenID != "" {
-		q = q.Where("token_id = ?", f.TokenID)
+	q := s.db.WithContext(ctx)
+	order := "id"
+	switch {
+	case f.Newest && f.AfterID > 0:
+		q, order = q.Where("id < ?", f.AfterID), "id DESC"
+	case f.Newest:
+		order = "id DESC"
+	default:
+		q = q.Where("id > ?", f.AfterID)
 	}
-	if f.RequestID != "" {
-		q = q.Where("request_id = ?", f.RequestID)
+	for column, value := range map[string]string{
+		"token_id": f.TokenID, "request_id": f.RequestID, "client_id": f.ClientID,
+		"subject": f.Subject, "action": f.Action, "event": f.Event,
+	} {
+		if value != "" {
+			q = q.Where(column+" = ?", value)
+		}
 	}
 	if f.Event != "" {
 		q = q.Where("event = ?", f.Event)
@@ -62,7 +79,7 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 	}
 
 	var rows []auditRecordModel
-	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
+	if err := q.Order(order).Limit(limit).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("storage: list audit records: %w", err)
 	}
 

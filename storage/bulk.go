@@ -152,6 +152,7 @@ var auditRecordColumns = []string{
 	"action", "audience", "catalog_entry", "catalog_version", "decision", "reason", "detail",
 	"token_id", "token_expires_at", "count", "device_trust",
 	"authorization_details", "details_hash", "step_up_method", "approver",
+	"catalog_number", "operation", "target", "value_before", "value_after",
 }
 
 func (m auditRecordModel) values() []any {
@@ -160,6 +161,7 @@ func (m auditRecordModel) values() []any {
 		m.Action, m.Audience, m.CatalogEntry, m.CatalogVersion, m.Decision, m.Reason, m.Detail,
 		m.TokenID, m.TokenExpiresAt, m.Count, m.DeviceTrust,
 		m.AuthorizationDetails, m.DetailsHash, m.StepUpMethod, m.Approver,
+		m.CatalogNumber, m.Operation, m.Target, m.Before, m.After,
 	}
 }
 

@@ -56,6 +56,7 @@ func migrations() []*gormigrate.Migration {
 		migrationStepUp(),
 		migrationSessions(),
 		migrationPasskeys(),
+		migrationAdmin(),
 		migrationAuditChain(),
 	}
 }

@@ -82,6 +82,12 @@ type auditRecordModel struct {
 	LatencyMicros        int64 `gorm:"column:latency_us"`
 	PrevHash             string
 	Hash                 string
+
+	CatalogNumber int64
+	Operation     string
+	Target        string
+	Before        string `gorm:"column:value_before"`
+	After         string `gorm:"column:value_after"`
 }
 
 func (auditRecordModel) TableName() string { return "audit_records" }
@@ -174,6 +180,12 @@ func auditRecordToModel(r audit.Record) auditRecordModel {
 		Approver:             r.Approver,
 		ContextHash:          r.ContextHash,
 		LatencyMicros:        r.LatencyMicros,
+
+		CatalogNumber: r.CatalogNumber,
+		Operation:     r.Operation,
+		Target:        r.Target,
+		Before:        r.Before,
+		After:         r.After,
 	}
 	if !r.TokenExpiresAt.IsZero() {
 		t := dbTime(r.TokenExpiresAt)
@@ -211,6 +223,12 @@ func (m auditRecordModel) toRecord() audit.Record {
 		LatencyMicros:        m.LatencyMicros,
 		PrevHash:             m.PrevHash,
 		Hash:                 m.Hash,
+
+		CatalogNumber: m.CatalogNumber,
+		Operation:     m.Operation,
+		Target:        m.Target,
+		Before:        m.Before,
+		After:         m.After,
 	}
 	if m.TokenExpiresAt != nil {
 		r.TokenExpiresAt = m.TokenExpiresAt.UTC()

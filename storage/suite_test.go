@@ -64,6 +64,9 @@ var suiteCases = []struct {
 	{"session concurrent rotation", testSessionConcurrentRotation},
 	{"session revoke counts", testRevokeSessionCounts},
 	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
+	{"catalog versions compare and swap", testCatalogVersions},
+	{"clients import once", testClientsImportOnce},
+	{"revoke tokens by attribute", testRevokeWhere},
 }
 
 func runSuite(t *testing.T, newConfig newConfigFunc) {

@@ -6,6 +6,8 @@
 //	sotto keys rotate --config FILE    add a new signing key and retire the current one
 //	sotto audit export|verify|prune|trace  export, verify, prune or trace the audit log
 //	sotto devices list|show|trust|revoke  administer enrolled devices
+//	sotto catalog apply|lint            make a catalog file live, or check it for risky entries
+//	sotto explain                       show the decision an exchange would get
 package main
 
 import (
@@ -28,6 +30,9 @@ commands:
   keys rotate    add a new signing key; the current one stays in the JWKS until its tokens expire
   audit          export, verify, prune or trace the audit log (sotto audit for help)
   devices        list, show, set the trust of, or revoke enrolled devices (sotto devices for help)
+  catalog apply  show the difference of a catalog file (-f FILE) from the live catalog and make it live (--dry-run only shows)
+  catalog lint   warn about risky entries of a catalog file: sensitive actions without step-up, max_ttl above the server maximum, audiences no client can introspect
+  explain        show the decision and every rule of an exchange, issuing nothing (-client, -claims or -subject-token, -scope, ...)
 
 Every command takes --config FILE after its name (default $SOTTO_CONFIG,
 or sotto.yaml in the working directory).
@@ -66,6 +71,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "devices":
 		return runDevices(ctx, args[1:], stdout, stderr)
+	case "catalog":
+		return runCatalog(ctx, args[1:], stdout, stderr)
+	case "explain":
+		return runExplain(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

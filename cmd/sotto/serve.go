@@ -43,15 +43,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	if err := startLive(ctx, cfg, srv, app.store, logger); err != nil {
+		return err
+	}
+	stopAdmin, err := startAdmin(cfg, srv, app.store, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set listen in the config file or SOTTO_LISTEN, and issuer to match)", cfg.Listen, err)
 	}
 	httpServer := authz.NewHTTPServer(cfg, srv.Handler(), logger)
-	admin, err := startAdmin(cfg, srv, logger)
-	if err != nil {
-		return err
-	}
 
 	go app.housekeeping(ctx, logger)
 	go app.auditHousekeeping(ctx, logger)
@@ -59,7 +62,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	logger.Info("sotto started",
 		"address", ln.Addr().String(), "issuer", cfg.Issuer, "storage_driver", cfg.Storage.Driver,
 		"clients", len(cfg.Clients), "actions", srv.Catalog().Len(),
-		"catalog_version", srv.Catalog().Version, "signing_key", app.keys.CurrentKeyID())
+		"catalog_version", srv.Catalog().Version, "catalog_number", srv.Catalog().Number, "signing_key", app.keys.CurrentKeyID())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
@@ -75,10 +78,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		logger.Error("shutdown did not finish in time", "error", err)
 	}
-	if admin != nil {
-		if err := admin.Shutdown(shutdownCtx); err != nil {
-			logger.Error("admin listener shutdown did not finish in time", "error", err)
-		}
+	if stopAdmin != nil {
+		stopAdmin(shutdownCtx)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("serve ended with an error", "error", err)

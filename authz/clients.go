@@ -31,7 +31,10 @@ type Client struct {
 	// the client's proofs (RFC 9449, Section 8).
 	RequireDPoPNonce bool
 	Audiences        []string
-	hasPlaintext     bool
+	RedirectURIs     []string
+	// FirstParty skips the consent page.
+	FirstParty   bool
+	hasPlaintext bool
 }
 
 var _ exchange.Client = (*Client)(nil)
@@ -50,6 +53,8 @@ func NewClient(c config.Client) *Client {
 		RequireDPoP:      c.RequireDPoP,
 		RequireDPoPNonce: c.RequireDPoPNonce,
 		Audiences:        c.Audiences,
+		RedirectURIs:     c.RedirectURIs,
+		FirstParty:       c.FirstParty,
 	}
 	switch {
 	case c.ClientSecretHash != "":
@@ -69,7 +74,7 @@ func (c *Client) GetID() string { return c.ID }
 func (c *Client) GetHashedSecret() []byte { return c.SecretHash }
 
 // GetRedirectURIs implements fosite.Client.
-func (c *Client) GetRedirectURIs() []string { return nil }
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
 
 // GetGrantTypes implements fosite.Client.
 func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }

@@ -16,6 +16,7 @@ import (
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/login"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -27,6 +28,7 @@ const (
 	PathJWKS       = "/oauth2/jwks"
 	PathHealth     = "/healthz"
 	PathDevices    = "/devices"
+	PathLogout     = "/oauth2/logout"
 	pathMetadata   = "/.well-known/oauth-authorization-server"
 )
 
@@ -36,6 +38,8 @@ type Store interface {
 	exchange.SessionStore
 	KeyStore
 	DeviceStore
+	exchange.CodeStore
+	login.Store
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
 	RevokeSession(ctx context.Context, id string, at time.Time, rec audit.Record) (int64, error)
@@ -60,6 +64,8 @@ type Server struct {
 	nonces   *devicebind.Nonces
 	attest   *exchange.AttestationVerifier
 	subjects *exchange.SubjectVerifier
+	// login serves the browser endpoints; nil without a login section.
+	login *login.Handler
 }
 
 // Options configure a Server beyond its configuration.
@@ -127,14 +133,20 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		SessionStore: store,
 	})
 	s.refresh = exchange.NewRefreshHandler(s.exchange)
+	codes := exchange.NewCodeHandler(s.exchange, store)
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
 		TokenURL:                   cfg.Issuer + PathToken,
 		AccessTokenIssuer:          cfg.Issuer,
 		ClientSecretsHasher:        newSecretHasher(),
-		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh},
+		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh, codes},
 		SendDebugMessagesToClients: false,
 	})
+	if cfg.Login.Enabled() {
+		if s.login, err = s.newLogin(o); err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
+	}
 
 	if s.metadata, err = s.buildMetadata(); err != nil {
 		return nil, err
@@ -176,6 +188,13 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(base+PathDevices, http.HandlerFunc(s.handleEnrol)).Methods(http.MethodPost)
 	r.Handle(base+PathJWKS, http.HandlerFunc(s.handleJWKS)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(base+PathLogout, http.HandlerFunc(s.handleLogout))
+	if s.login != nil {
+		for path, h := range s.login.Routes() {
+			r.Handle(base+path, h)
+		}
+		r.PathPrefix(base + login.PathAssets).Handler(s.login.Assets()).Methods(http.MethodGet, http.MethodHead)
+	}
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.
 	r.Handle(pathMetadata+base, http.HandlerFunc(s.handleMetadata)).Methods(http.MethodGet, http.MethodHead)

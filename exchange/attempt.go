@@ -31,6 +31,8 @@ type Attempt struct {
 	sessionRequested bool
 	// session is the session decision of a session request or a refresh.
 	session *sessionGrant
+	// code is the authorization code a code redemption presented.
+	code *codeRedemption
 }
 
 type attemptKey struct{}

@@ -54,6 +54,7 @@ func migrations() []*gormigrate.Migration {
 		migrationInitial(),
 		migrationDevices(),
 		migrationSessions(),
+		migrationAuthCode(),
 	}
 }
 

@@ -193,7 +193,7 @@ func (s *Server) routes() *mux.Router {
 		for path, h := range s.login.Routes() {
 			r.Handle(base+path, h)
 		}
-		r.PathPrefix(base + login.PathAssets).Handler(s.login.Assets()).Methods(http.MethodGet, http.MethodHead)
+		r.PathPrefix(base+login.PathAssets).Handler(s.login.Assets()).Methods(http.MethodGet, http.MethodHead)
 	}
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.

@@ -27,7 +27,11 @@ type pages struct {
 
 func newPages() (*pages, error) {
 	parse := func(name string) (*template.Template, error) {
-		return template.ParseFS(templateFiles, "templates/layout.html", "templates/"+name)
+		t, err := template.ParseFS(templateFiles, "templates/layout.html", "templates/"+name)
+		if err != nil {
+			return nil, err
+		}
+		return t.Lookup(name), nil
 	}
 	var p pages
 	var err error

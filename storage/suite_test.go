@@ -58,6 +58,9 @@ var suiteCases = []struct {
 	{"session create and read", testSessionCreateAndRead},
 	{"session rotate then reuse revokes", testSessionRotateAndReuse},
 	{"session rotate of expired token", testSessionRotateExpired},
+	{"code redeem then reuse revokes", testCodeRedeemThenReuse},
+	{"code concurrent redemption", testCodeConcurrentRedemption},
+	{"pending request taken once", testPendingRequestTakenOnce},
 	{"session concurrent rotation", testSessionConcurrentRotation},
 	{"session revoke counts", testRevokeSessionCounts},
 }

@@ -189,7 +189,7 @@ func (c *CodeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 
 // checkCodeVerifier checks the PKCE code_verifier against the S256
 // code_challenge of the authorization request (RFC 7636 §4.6). Every
-// failure is invalid_grant, as RFC 7636 §4.6 says for a mismatch: a code
+// failure is invalid_grant, as RFC 7636 §4.6 requires for a mismatch: a code
 // without its verifier proves nothing.
 func checkCodeVerifier(verifier, challenge string) *oauth.Error {
 	if verifier == "" {
@@ -230,7 +230,7 @@ func ValidCodeVerifier(v string) bool {
 
 // PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler:
 // it redeems the code and stores the new session with its first tokens
-// and the audit record in one transaction, then writes the answer.
+// and the audit record in one transaction, then writes the response.
 func (c *CodeHandler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
 	if !c.CanHandleTokenEndpointRequest(ctx, ar) {
 		return fosite.ErrUnknownRequest

@@ -36,9 +36,10 @@ type identity struct {
 const maxSubjectLength = 255
 
 // handleCallback serves the redirect back from the corporate IdP (OpenID
-// Connect Core §3.1.2.5): it checks the state against the sign-in of
-// this browser, redeems the IdP's code with the PKCE verifier, verifies
-// the ID token and its nonce, then asks for consent or issues the code.
+// Connect Core §3.1.2.5). It checks the state against the sign-in of this
+// browser, redeems the IdP's code with the PKCE verifier and verifies the
+// ID token and its nonce. Then it shows the consent page or issues the
+// code.
 func (h *Handler) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	handle, st, ok := h.loadLogin(w, r)

@@ -1,9 +1,9 @@
-// Package login serves sign-in in a browser: the authorization endpoint
-// of the authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636),
-// pushed authorization requests (RFC 9126), the login federated to the
-// corporate IdP, where Sotto is an OpenID Connect relying party, the
-// consent page, and the browser side of logout (OpenID Connect
-// RP-Initiated Logout 1.0).
+// Package login serves sign-in in a browser. It has the authorization
+// endpoint of the authorization code grant with PKCE (RFC 6749 §4.1, RFC
+// 7636) and pushed authorization requests (RFC 9126). The login is
+// federated to the corporate IdP, where Sotto is an OpenID Connect
+// relying party. It also serves the consent page and the browser side of
+// logout (OpenID Connect RP-Initiated Logout 1.0).
 //
 // The code it issues is redeemed at the token endpoint by
 // exchange.CodeHandler, which starts the Sotto session.

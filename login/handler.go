@@ -39,7 +39,7 @@ const (
 	loginLifetime = 10 * time.Minute
 )
 
-// Client is a registered client as the authorization endpoint sees it.
+// Client is a registered client, with the fields the authorization endpoint reads.
 type Client struct {
 	ID           string
 	Name         string

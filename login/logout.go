@@ -36,7 +36,7 @@ func (h *Handler) EndSessionURL(ctx context.Context, clientID string) (string, e
 	if err != nil {
 		return "", err
 	}
-	// RP-Initiated Logout 1.0 §2: client_id stands in for id_token_hint,
+	// RP-Initiated Logout 1.0 §2: client_id replaces id_token_hint,
 	// since Sotto keeps no ID token of the IdP, and
 	// post_logout_redirect_uri must be registered at the IdP.
 	q := u.Query()

@@ -56,7 +56,7 @@ func newPages() (*pages, error) {
 	return &p, nil
 }
 
-// pageData is what every page shows.
+// pageData is the data of every page.
 type pageData struct {
 	Title  string
 	Assets string
@@ -110,7 +110,7 @@ func (h *Handler) jsonServerError(w http.ResponseWriter, r *http.Request, err er
 }
 
 // showConsent shows the consent page of a client that is not first-party.
-// The form posts to this server, which answers with a redirect to the
+// The form posts to this server, which responds with a redirect to the
 // client, so form-action names the redirect URI's origin too: browsers
 // apply form-action to the redirects that follow a form submission.
 func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, client Client, st *loginState) {

@@ -121,7 +121,7 @@ func (h *Handler) parseRequest(params url.Values) (*authRequest, *Client, *reque
 		}
 		req.DPoPJKT = jkt
 	}
-	// OpenID Connect Core §3.1.2.1: prompt=none asks for no user
+	// OpenID Connect Core §3.1.2.1: prompt=none requests no user
 	// interaction, which a login at the corporate IdP needs.
 	if params.Get("prompt") == "none" {
 		return fail("login_required", "prompt_none",
@@ -175,7 +175,7 @@ func isSHA256Base64URL(s string) bool {
 // redirectURL returns the redirect URI with the response parameters
 // added to its query (RFC 6749 §4.1.2), keeping the query it had. The
 // iss parameter of RFC 9207 §2 names this server, so a client that
-// talks to several servers can tell where the answer came from.
+// talks to several servers can tell where the response came from.
 func (h *Handler) redirectURL(req *authRequest, params url.Values) string {
 	u, _ := url.Parse(req.RedirectURI) // parsed when the request was checked
 	q := u.Query()

@@ -13,7 +13,7 @@ import (
 )
 
 // AuthorizationCode is the stored record of an authorization code (RFC
-// 6749 §4.1.2): its hash, never the code, the request it answers and the
+// 6749 §4.1.2): its hash, never the code, the request it responds to and the
 // identity of the login it carries into the session.
 type AuthorizationCode struct {
 	Signature     string // hex SHA-256 of the code; primary key
@@ -34,7 +34,7 @@ type AuthorizationCode struct {
 	SessionID     string // the session of the first redemption
 }
 
-// RedeemOutcome says how a code redemption ended.
+// RedeemOutcome is how a code redemption ended.
 type RedeemOutcome int
 
 // Redemption outcomes.
@@ -229,6 +229,9 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, signature string, n
 // PendingRequest is state kept for the few minutes of one browser
 // sign-in: a pushed authorization request (RFC 9126), a login in
 // progress, or a logout waiting for the IdP. Data is opaque to storage.
+//
+// NOTE: expired pending requests and authorization codes are never
+// read again but stay in their tables; nothing deletes them yet.
 type PendingRequest struct {
 	ID        string // hex SHA-256 of the handle the browser or client holds
 	Kind      string

@@ -16,6 +16,14 @@ const (
 	EventIntrospection Event = "token_introspection"
 	// EventRefresh is a refresh of a session (RFC 6749 §6).
 	EventRefresh Event = "token_refresh"
+	// EventAuthorization is a decision of the authorization endpoint:
+	// a code issued, or consent refused (RFC 6749 §4.1.2).
+	EventAuthorization Event = "authorization"
+	// EventCodeRedemption is the exchange of an authorization code for a
+	// session at the token endpoint (RFC 6749 §4.1.3).
+	EventCodeRedemption Event = "authorization_code_redemption"
+	// EventLogout is the end of a session at the logout endpoint.
+	EventLogout Event = "logout"
 	// Events of the device registry.
 	EventDeviceEnrolment  Event = "device_enrolment"
 	EventDeviceTrust      Event = "device_trust_change"

@@ -38,6 +38,9 @@ type Client struct {
 	// DisabledAt is when an administrator turned the client's kill switch
 	// on, or nil.
 	DisabledAt   *time.Time
+	RedirectURIs []string
+	// FirstParty skips the consent page.
+	FirstParty   bool
 	hasPlaintext bool
 }
 
@@ -58,6 +61,8 @@ func NewClient(c config.Client) *Client {
 		RequireDPoPNonce: c.RequireDPoPNonce,
 		Audiences:        c.Audiences,
 		AdminScopes:      c.AdminScopes,
+		RedirectURIs:     c.RedirectURIs,
+		FirstParty:       c.FirstParty,
 	}
 	switch {
 	case c.ClientSecretHash != "":
@@ -77,7 +82,7 @@ func (c *Client) GetID() string { return c.ID }
 func (c *Client) GetHashedSecret() []byte { return c.SecretHash }
 
 // GetRedirectURIs implements fosite.Client.
-func (c *Client) GetRedirectURIs() []string { return nil }
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
 
 // GetGrantTypes implements fosite.Client.
 func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }

@@ -9,6 +9,7 @@ import (
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/login"
 )
 
 // buildMetadata returns the authorization server metadata (RFC 8414 §2).
@@ -25,8 +26,9 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		"introspection_endpoint": iss + PathIntrospect,
 		"revocation_endpoint":    iss + PathRevoke,
 		"scopes_supported":       append(s.Catalog().Scopes(), exchange.SessionScope),
-		// RFC 8414 §2 requires response_types_supported. There is no
-		// authorization endpoint yet, so no response type is offered.
+		// RFC 8414 §2 requires response_types_supported. Without a
+		// login section there is no authorization endpoint, so no
+		// response type is offered.
 		"response_types_supported":                      []string{},
 		"grant_types_supported":                         []string{exchange.GrantType, config.GrantTypeRefreshToken, GrantTypeClientCredentials},
 		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
@@ -37,6 +39,19 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		// RFC 8693 token types this server accepts as subject_token_type.
 		"token_types_supported": []string{exchange.TokenTypeIDToken, exchange.TokenTypeJWT, exchange.TokenTypeAccessToken},
 		"acr_values_supported":  []string{exchange.ACRPasskey, exchange.ACRPush},
+	}
+	if s.login != nil {
+		md["authorization_endpoint"] = iss + login.PathAuthorize
+		md["response_types_supported"] = []string{"code"}
+		md["response_modes_supported"] = []string{"query"}
+		md["grant_types_supported"] = []string{config.GrantTypeAuthorizationCode, exchange.GrantType, config.GrantTypeRefreshToken}
+		// RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only, never plain.
+		md["code_challenge_methods_supported"] = []string{"S256"}
+		// RFC 9126 §5.
+		md["pushed_authorization_request_endpoint"] = iss + login.PathPAR
+		md["require_pushed_authorization_requests"] = false
+		// RFC 9207 §3: the authorization response carries iss.
+		md["authorization_response_iss_parameter_supported"] = true
 	}
 	return json.Marshal(md)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/devicebind"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/login"
 	"github.com/sotto-auth/sotto/stepup"
 	"github.com/sotto-auth/sotto/storage"
 )
@@ -30,6 +31,7 @@ const (
 	PathJWKS       = "/oauth2/jwks"
 	PathHealth     = "/healthz"
 	PathDevices    = "/devices"
+	PathLogout     = "/oauth2/logout"
 	pathMetadata   = "/.well-known/oauth-authorization-server"
 )
 
@@ -41,6 +43,8 @@ type Store interface {
 	stepup.PasskeyStore
 	KeyStore
 	DeviceStore
+	exchange.CodeStore
+	login.Store
 	AccessTokenByID(ctx context.Context, tokenID string) (*storage.AccessToken, error)
 	RevokeAccessTokens(ctx context.Context, requestID string, at time.Time, rec audit.Record) (int64, error)
 	RevokeSession(ctx context.Context, id string, at time.Time, rec audit.Record) (int64, error)
@@ -73,6 +77,8 @@ type Server struct {
 	stepup    *stepup.Service
 	webhook   *stepup.Webhook
 	metrics   *metrics
+	// login serves the browser endpoints; nil without a login section.
+	login *login.Handler
 }
 
 // Options configure a Server beyond its configuration.
@@ -151,14 +157,20 @@ func New(ctx context.Context, cfg *config.Config, store Store, keys *Keyring, o 
 		SessionStore:    store,
 	})
 	s.refresh = exchange.NewRefreshHandler(s.exchange)
+	codes := exchange.NewCodeHandler(s.exchange, store)
 
 	s.provider = fosite.NewOAuth2Provider(s.clients, &fosite.Config{
 		TokenURL:                   cfg.Issuer + PathToken,
 		AccessTokenIssuer:          cfg.Issuer,
 		ClientSecretsHasher:        newSecretHasher(),
-		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh},
+		TokenEndpointHandlers:      fosite.TokenEndpointHandlers{s.exchange, s.refresh, codes},
 		SendDebugMessagesToClients: false,
 	})
+	if cfg.Login.Enabled() {
+		if s.login, err = s.newLogin(o); err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
+	}
 
 	metadata, err := s.buildMetadata()
 	if err != nil {
@@ -204,6 +216,13 @@ func (s *Server) routes() *mux.Router {
 	s.stepUpRoutes(r, base)
 	r.Handle(base+PathHealth, http.HandlerFunc(s.handleHealth)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(base+PathReady, http.HandlerFunc(s.handleReady)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(base+PathLogout, http.HandlerFunc(s.handleLogout))
+	if s.login != nil {
+		for path, h := range s.login.Routes() {
+			r.Handle(base+path, h)
+		}
+		r.PathPrefix(base+login.PathAssets).Handler(s.login.Assets()).Methods(http.MethodGet, http.MethodHead)
+	}
 	// RFC 8414 §3: the well-known segment goes between the host and the
 	// issuer's path.
 	r.Handle(pathMetadata+base, http.HandlerFunc(s.handleMetadata)).Methods(http.MethodGet, http.MethodHead)

@@ -12,9 +12,10 @@ import (
 
 // supportedGrantTypes are the grant types the token endpoint serves.
 var supportedGrantTypes = map[string]bool{
-	exchange.GrantType:           true,
-	config.GrantTypeRefreshToken: true,
-	GrantTypeClientCredentials:   true,
+	exchange.GrantType:                true,
+	config.GrantTypeRefreshToken:      true,
+	config.GrantTypeAuthorizationCode: true,
+	GrantTypeClientCredentials:        true,
 }
 
 // handleToken serves the token endpoint (RFC 6749 §3.2). The checks run
@@ -36,7 +37,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	grantType := form.Get("grant_type")
 	if grantType == "" {
 		s.refuse(w, r, nil, oauth.InvalidRequest("grant_type_missing",
-			"The grant_type parameter is missing: use "+exchange.GrantType+" or refresh_token."))
+			"The grant_type parameter is missing: use "+exchange.GrantType+", authorization_code or refresh_token."))
 		return
 	}
 	if !supportedGrantTypes[grantType] {
@@ -47,7 +48,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.refuse(w, r, nil, oauth.New("unsupported_grant_type", "grant_type_unsupported",
-			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+" or refresh_token."))
+			"The grant_type "+quote(grantType)+" is not supported: use "+exchange.GrantType+", authorization_code or refresh_token."))
 		return
 	}
 

@@ -38,6 +38,13 @@ type Client struct {
 	// AdminScopes are the admin API scopes the client may request with
 	// the client_credentials grant.
 	AdminScopes []string `yaml:"admin_scopes"`
+	// RedirectURIs are the redirect URIs of the authorization code grant,
+	// matched exactly (RFC 6749, Section 3.1.2.2) except for the port of
+	// a loopback IP on a public client (RFC 8252, Section 7.3).
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// FirstParty skips the consent page: the client belongs to the
+	// organization that runs Sotto.
+	FirstParty bool `yaml:"first_party"`
 }
 
 // Grant types a client may list in grant_types.
@@ -62,6 +69,7 @@ func (cl Client) LogValue() slog.Value {
 		slog.Any("grant_types", cl.GrantTypes),
 		slog.Bool("require_dpop", cl.RequireDPoP),
 		slog.Bool("require_dpop_nonce", cl.RequireDPoPNonce),
+		slog.Bool("first_party", cl.FirstParty),
 	)
 }
 
@@ -108,6 +116,8 @@ func validateClients(path string, clients []Client) []Problem {
 			}
 		}
 
+		validateRedirects(&ps, path, key, cl)
+
 		for j, aud := range cl.Audiences {
 			if expected := checkAudience(aud); expected != "" {
 				ps.add(path, indexKey(key+".audiences", j), aud, expected)
@@ -116,6 +126,25 @@ func validateClients(path string, clients []Client) []Problem {
 		validateAdminScopes(&ps, path, key, cl)
 	}
 	return ps.list
+}
+
+// validateRedirects checks the redirect URIs of a client and that a
+// client with the authorization code grant has them.
+func validateRedirects(ps *problems, path, key string, cl Client) {
+	hasCode := slices.Contains(cl.GrantTypes, GrantTypeAuthorizationCode)
+	if hasCode && len(cl.RedirectURIs) == 0 {
+		ps.add(path, key+".redirect_uris", "",
+			"at least one redirect URI for the authorization_code grant (RFC 6749, Section 3.1.2.2)")
+	}
+	if hasCode && !slices.Contains(cl.GrantTypes, GrantTypeRefreshToken) {
+		ps.add(path, key+".grant_types", strings.Join(cl.GrantTypes, ", "),
+			"refresh_token as well as authorization_code, since the code grant issues a session")
+	}
+	for j, uri := range cl.RedirectURIs {
+		if expected := checkRedirectURI(uri, cl.Public); expected != "" {
+			ps.add(path, indexKey(key+".redirect_uris", j), uri, expected)
+		}
+	}
 }
 
 // validateClientAuth checks that a client's credentials match its kind.

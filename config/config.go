@@ -45,6 +45,8 @@ type Config struct {
 
 	// Sessions sets the lifetimes of Sotto sessions.
 	Sessions Sessions `mapstructure:"sessions"`
+	// Login configures sign-in in a browser at the corporate IdP.
+	Login Login `mapstructure:"login"`
 
 	// Clients are the OAuth clients loaded from ClientsFile.
 	Clients []Client `mapstructure:"-"`

@@ -27,6 +27,7 @@ func (c *Config) applyDefaults() {
 	}
 
 	c.applyAttesterDefaults()
+	c.Login.applyDefaults()
 	for i := range c.TrustedIssuers {
 		ti := &c.TrustedIssuers[i]
 		if ti.GroupsClaim == "" {

@@ -31,6 +31,7 @@ func (c *Config) validate() []Problem {
 	c.validateDeviceAttesters(&ps)
 	c.validateLimits(&ps)
 	c.validateSessions(&ps)
+	c.validateLogin(&ps)
 	c.validateKeys(&ps)
 	c.validateStepUp(&ps)
 	c.validateStrongACR(&ps)

@@ -198,7 +198,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"every grant type on confidential client", func(c *Config) {
 			cl := confidentialClient()
 			cl.GrantTypes = append([]string(nil), knownGrantTypes...)
+			cl.RedirectURIs = []string{"https://app.corp.example/callback"}
 			c.Clients = append(c.Clients, cl)
+			c.Login = Login{Issuer: c.TrustedIssuers[0].Issuer, ClientID: "sotto", ClientSecret: "s",
+				Scopes: []string{"openid"}, GroupsClaim: "groups"}
 		}},
 		{"urn audience", func(c *Config) { c.Actions[0].Audiences = []string{"urn:corp:itsm"} }},
 		{"plain name audience", func(c *Config) { c.Actions[0].Audiences = []string{"itsm"} }},

@@ -48,6 +48,8 @@ type Attempt struct {
 	// catalog is the catalog the exchange was decided under, read once
 	// per exchange, so a change made meanwhile never mixes two versions.
 	catalog *Catalog
+	// code is the authorization code a code redemption presented.
+	code *codeRedemption
 }
 
 type attemptKey struct{}

@@ -203,7 +203,7 @@ func (r *RefreshHandler) PopulateTokenEndpointResponse(ctx context.Context, ar f
 
 // sessionAction is the audit action of session requests.
 func sessionAction(a *Attempt) string {
-	if a.session != nil || a.sessionRequested || a.event == audit.EventRefresh {
+	if a.session != nil || a.sessionRequested || a.event == audit.EventRefresh || a.event == audit.EventCodeRedemption {
 		return SessionScope
 	}
 	return ""

@@ -57,6 +57,7 @@ func migrations() []*gormigrate.Migration {
 		migrationSessions(),
 		migrationPasskeys(),
 		migrationAdmin(),
+		migrationAuthCode(),
 		migrationAuditChain(),
 	}
 }

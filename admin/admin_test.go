@@ -31,11 +31,14 @@ var endpoints = []struct {
 	{"POST", "/v1/explain", config.ScopeCatalogRead, map[string]any{}},
 	{"POST", "/v1/revocations", config.ScopeRevoke, map[string]any{"subject": "x"}},
 	{"GET", "/v1/audit", config.ScopeAuditRead, nil},
+	{"GET", "/v1/audit/trace/abc", config.ScopeAuditRead, nil},
 	{"GET", "/v1/clients", config.ScopeClients, nil},
 	{"POST", "/v1/clients", config.ScopeClients, map[string]any{}},
 	{"GET", "/v1/clients/root", config.ScopeClients, nil},
 	{"POST", "/v1/clients/devices-admin:enable", config.ScopeClients, nil},
 	{"GET", "/v1/devices?subject=x", config.ScopeDevices, nil},
+	{"GET", "/v1/approvers", config.ScopeDevices, nil},
+	{"POST", "/v1/approvers/abc:activate", config.ScopeDevices, nil},
 	{"POST", "/v1/devices/abc:revoke", config.ScopeDevices, nil},
 }
 

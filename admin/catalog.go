@@ -59,7 +59,7 @@ func precondition(r *http.Request, current int64, required bool) (int64, *Error)
 	if h == "" {
 		if required {
 			return 0, apiError(http.StatusPreconditionRequired, "precondition_required",
-				"Send If-Match with the ETag of the catalog version the change is based on, such as If-Match: "+etag(current)+".")
+				fmt.Sprintf("Send If-Match with the ETag of the catalog version the change is based on: the version number in double quotes, such as %d in quotes for the live version.", current))
 		}
 		return current, nil
 	}
@@ -68,7 +68,7 @@ func precondition(r *http.Request, current int64, required bool) (int64, *Error)
 	}
 	n, err := strconv.ParseInt(strings.Trim(h, `"`), 10, 64)
 	if err != nil || !strings.HasPrefix(h, `"`) || !strings.HasSuffix(h, `"`) {
-		return 0, badRequest("If-Match must be the catalog version's ETag, a quoted number such as " + etag(current) + ".")
+		return 0, badRequest(fmt.Sprintf("If-Match must be the catalog version's ETag: the version number in double quotes, such as %d in quotes.", current))
 	}
 	if n != current {
 		return 0, versionMismatch(n, current)
@@ -78,8 +78,8 @@ func precondition(r *http.Request, current int64, required bool) (int64, *Error)
 
 func versionMismatch(got, current int64) *Error {
 	e := apiError(http.StatusPreconditionFailed, "precondition_failed", fmt.Sprintf(
-		"The catalog changed: the change is based on version %d but the live version is %d. Read the catalog again, reapply the change and send If-Match: %s.",
-		got, current, etag(current)))
+		"The catalog changed: the change is based on version %d but the live version is %d. Read the catalog again, reapply the change and send If-Match with %d in double quotes.",
+		got, current, current))
 	e.Header = http.Header{"Etag": {etag(current)}}
 	return e
 }

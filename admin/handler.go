@@ -31,6 +31,9 @@ type Store interface {
 	RevokeTokensWhere(ctx context.Context, f storage.TokenFilter, at time.Time, rec audit.Record) (int64, error)
 	AppendAudit(ctx context.Context, rec audit.Record) error
 	AuditRecords(ctx context.Context, f storage.AuditFilter) ([]audit.Record, error)
+	Trace(ctx context.Context, id string) (*storage.Trace, error)
+	ApproverDevices(ctx context.Context, subject string) ([]storage.ApproverDevice, error)
+	ActivateApprover(ctx context.Context, jkt string, at time.Time, rec audit.Record) error
 	Devices(ctx context.Context, subject string) ([]storage.Device, error)
 	RevokeDevice(ctx context.Context, jkt string, at time.Time, rec audit.Record) (int64, error)
 }

@@ -23,7 +23,10 @@ func (a *api) operationRoutes(r *mux.Router) {
 	r.Handle("/explain", a.require(config.ScopeCatalogRead, "explain", a.explain)).Methods(http.MethodPost)
 	r.Handle("/revocations", a.require(config.ScopeRevoke, "revoke", a.revoke)).Methods(http.MethodPost)
 	r.Handle("/audit", a.require(config.ScopeAuditRead, "audit.search", a.searchAudit)).Methods(http.MethodGet)
+	r.Handle("/audit/trace/{id}", a.require(config.ScopeAuditRead, "audit.trace", a.traceAudit)).Methods(http.MethodGet)
 	r.Handle("/devices", a.require(config.ScopeDevices, "devices.list", a.listDevices)).Methods(http.MethodGet)
+	r.Handle("/approvers", a.require(config.ScopeDevices, "approvers.list", a.listApprovers)).Methods(http.MethodGet)
+	r.Handle("/approvers/{jkt}:activate", a.require(config.ScopeDevices, "approvers.activate", a.activateApprover)).Methods(http.MethodPost)
 	r.Handle("/devices/{jkt}", a.require(config.ScopeDevices, "devices.revoke", a.revokeDevice)).Methods(http.MethodPost)
 }
 
@@ -133,6 +136,90 @@ func (a *api) searchAudit(w http.ResponseWriter, r *http.Request) *Error {
 		return a.internalError(r, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"records": nonNil(records)})
+	return nil
+}
+
+// listApprovers serves GET /v1/approvers?subject=: the push approver
+// devices, pending ones included.
+func (a *api) listApprovers(w http.ResponseWriter, r *http.Request) *Error {
+	devices, err := a.Store.ApproverDevices(r.Context(), r.URL.Query().Get("subject"))
+	if err != nil {
+		return a.internalError(r, err)
+	}
+	out := make([]map[string]any, 0, len(devices))
+	for _, d := range devices {
+		status := "pending"
+		if d.ActivatedAt != nil {
+			status = "active"
+		}
+		out = append(out, map[string]any{
+			"jkt": d.JKT, "subject": d.Subject, "name": d.Name, "created_at": d.CreatedAt,
+			"activated_at": d.ActivatedAt, "status": status,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"approvers": out})
+	return nil
+}
+
+// activateApprover serves POST /v1/approvers/{jkt}:activate. A device
+// that enrolled with the user's ID token alone approves nothing until an
+// administrator, having checked with the user, activates it.
+func (a *api) activateApprover(w http.ResponseWriter, r *http.Request) *Error {
+	jkt := mux.Vars(r)["jkt"]
+	rec := a.record(r.Context(), "approvers.activate", jkt)
+	rec.Event, rec.Decision, rec.Reason = audit.EventStepUp, audit.DecisionApproved, "approver_activated"
+	rec.StepUpMethod = "push"
+	err := a.Store.ActivateApprover(r.Context(), jkt, a.Now().UTC(), rec)
+	if errors.Is(err, storage.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "No approver device has this thumbprint; GET /v1/approvers lists them.")
+	}
+	if err != nil {
+		return a.internalError(r, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jkt": jkt, "status": "active"})
+	return nil
+}
+
+// TraceToken is a token in a trace answer: its record without the
+// hash of the token and the stored claims.
+type TraceToken struct {
+	TokenID   string     `json:"token_id"`
+	ClientID  string     `json:"client_id"`
+	Subject   string     `json:"subject"`
+	Scope     string     `json:"scope"`
+	Audience  string     `json:"audience"`
+	DeviceJKT string     `json:"device_jkt"`
+	Parent    string     `json:"parent,omitempty"`
+	SessionID string     `json:"session_id,omitempty"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// traceAudit serves GET /v1/audit/trace/{id}: everything the log holds
+// about one action, found by a token's jti or a request id.
+func (a *api) traceAudit(w http.ResponseWriter, r *http.Request) *Error {
+	id, err := url.PathUnescape(mux.Vars(r)["id"])
+	if err != nil || id == "" || len(id) > 255 {
+		return badRequest("The path must end with a token's jti or a request id.")
+	}
+	t, err := a.Store.Trace(r.Context(), id)
+	if err != nil {
+		return a.internalError(r, err)
+	}
+	if len(t.Tokens) == 0 && len(t.Records) == 0 {
+		return apiError(http.StatusNotFound, "not_found",
+			"No token or audit record has this id; pass a token's jti or the X-Request-Id of a request.")
+	}
+	tokens := make([]TraceToken, 0, len(t.Tokens))
+	for _, tok := range t.Tokens {
+		tokens = append(tokens, TraceToken{
+			TokenID: tok.TokenID, ClientID: tok.ClientID, Subject: tok.Subject, Scope: tok.Scope,
+			Audience: tok.Audience, DeviceJKT: tok.DeviceJKT, Parent: tok.Parent, SessionID: tok.SessionID,
+			IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RevokedAt: tok.RevokedAt,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": tokens, "records": nonNil(t.Records)})
 	return nil
 }
 

@@ -258,6 +258,9 @@ func (s *Server) CatalogFromVersion(v *storage.CatalogVersion) (*exchange.Catalo
 
 func (s *Server) setCatalog(c *exchange.Catalog) {
 	s.exchange.SetCatalog(c)
+	if s.metrics != nil {
+		s.metrics.setCatalog(c.Version)
+	}
 	if md, err := s.buildMetadata(); err == nil {
 		s.metadata.Store(&md)
 	}

@@ -23,6 +23,7 @@ type metrics struct {
 	introspections   *prometheus.CounterVec
 	revocations      *prometheus.CounterVec
 	revokedTokens    prometheus.Counter
+	stepUps          *prometheus.CounterVec
 	catalog          *prometheus.GaugeVec
 }
 
@@ -59,6 +60,10 @@ func newMetrics(catalogVersion string) *metrics {
 			Name: "sotto_revoked_tokens_total",
 			Help: "Access tokens ended by revocation requests.",
 		}),
+		stepUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_step_up_total",
+			Help: "Step-up challenges seen at the token endpoint by outcome: started, completed, denied or abandoned (expired).",
+		}, []string{"outcome", "method"}),
 		catalog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sotto_catalog_info",
 			Help: "The scope catalog version in use, as the version label of a gauge set to 1.",
@@ -66,7 +71,7 @@ func newMetrics(catalogVersion string) *metrics {
 	}
 	m.registry.MustRegister(
 		m.exchangeDuration, m.decisions, m.dpopRejections, m.replays,
-		m.introspections, m.revocations, m.revokedTokens, m.catalog,
+		m.introspections, m.revocations, m.revokedTokens, m.stepUps, m.catalog,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -74,11 +79,31 @@ func newMetrics(catalogVersion string) *metrics {
 	return m
 }
 
+// setCatalog makes version the one catalog version the info gauge names.
+func (m *metrics) setCatalog(version string) {
+	m.catalog.Reset()
+	m.catalog.WithLabelValues(version).Set(1)
+}
+
 // observeExchange counts a token request that arrived at start and ended
-// with e, or was issued when e is nil.
-func (m *metrics) observeExchange(start time.Time, e *oauth.Error) {
+// with e, or was issued when e is nil. stepUpMethod is the method of the
+// step-up that completed an issued exchange, or "".
+func (m *metrics) observeExchange(start time.Time, e *oauth.Error, stepUpMethod string) {
 	decision, reason := "issued", ""
+	if e == nil && stepUpMethod != "" {
+		m.stepUps.WithLabelValues("completed", labelValue(stepUpMethod, "")).Inc()
+	}
 	if e != nil {
+		switch e.Reason {
+		case "step_up_required":
+			if _, started := e.Extra["step_up"]; started {
+				m.stepUps.WithLabelValues("started", "").Inc()
+			}
+		case "step_up_denied":
+			m.stepUps.WithLabelValues("denied", "").Inc()
+		case "step_up_expired":
+			m.stepUps.WithLabelValues("abandoned", "").Inc()
+		}
 		decision, reason = "refused", labelValue(e.Reason, e.Code)
 		if e.Code == "insufficient_user_authentication" {
 			decision = "step_up_required"

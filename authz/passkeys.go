@@ -31,6 +31,15 @@ func enablePasskeys(ctx context.Context, cfg *config.Config, store Store, svc *s
 		if net.ParseIP(rpID) != nil {
 			logger.WarnContext(ctx, "passkeys disabled: the issuer host is an IP address, which is not a valid WebAuthn RP ID; "+
 				"use an issuer on localhost or a domain, or set webauthn.rp_id", "issuer", cfg.Issuer)
+			// An action that takes only a passkey can then never be
+			// issued; say so for each one rather than let assistants meet
+			// challenges nobody can complete.
+			for _, a := range cfg.Actions {
+				if a.StepUp == config.StepUpPasskey {
+					logger.WarnContext(ctx, "action needs a passkey step-up, which cannot be completed while passkeys are disabled; "+
+						"enable passkeys or allow push with step_up: any", "action", a.Scope)
+				}
+			}
 			return nil
 		}
 	}

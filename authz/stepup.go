@@ -40,6 +40,7 @@ func newStepUp(cfg *config.Config, store Store, subjects *exchange.SubjectVerifi
 			Window:        time.Duration(cfg.StepUp.Push.Window),
 			MaxDenials:    cfg.StepUp.Push.MaxDenials,
 			Lockout:       time.Duration(cfg.StepUp.Push.Lockout),
+			SelfEnrolment: cfg.StepUp.Push.Enrolment == config.EnrolmentSelf,
 		},
 		DPoP:   &devicebind.Verifier{Window: time.Duration(cfg.DPoP.IATWindow), Now: o.Now},
 		Logger: o.Logger,

@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/authz"
 	"github.com/sotto-auth/sotto/stepup"
 )
@@ -46,8 +48,23 @@ func newApprover(t *testing.T) *approver {
 
 func (a *approver) device() *device { return &device{t: a.t, key: a.key, jkt: a.jkt} }
 
-// enroll registers a for the user of idToken.
+// enroll registers a for the user of idToken and activates it, as an
+// administrator does after checking with the user.
 func (ts *testServer) enroll(a *approver, idToken string) response {
+	ts.t.Helper()
+	got := ts.enrollPending(a, idToken)
+	if got.status == http.StatusCreated {
+		err := ts.store.ActivateApprover(context.Background(), a.jkt, time.Now(), audit.Record{Time: time.Now(), Event: audit.EventStepUp})
+		if err != nil {
+			ts.t.Fatalf("ActivateApprover: %v", err)
+		}
+	}
+	return got
+}
+
+// enrollPending registers a for the user of idToken, which leaves it
+// pending until an administrator activates it.
+func (ts *testServer) enrollPending(a *approver, idToken string) response {
 	ts.t.Helper()
 	uri := ts.issuer + stepup.PathApprovers
 	return ts.post(stepup.PathApprovers, url.Values{"id_token": {idToken}, "name": {"Work phone"}},

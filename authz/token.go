@@ -86,7 +86,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
-	s.metrics.observeExchange(start, nil)
+	s.metrics.observeExchange(start, nil, attempt.StepUpMethod())
 }
 
 // contextParameter is the optional form parameter with the context an
@@ -99,7 +99,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, attempt *exchang
 		err = s.exchange.RecordRefusal(r.Context(), attempt, err)
 	}
 	e := oauth.From(err)
-	s.metrics.observeExchange(startOf(attempt), e)
+	s.metrics.observeExchange(startOf(attempt), e, "")
 	clientID := ""
 	if attempt != nil {
 		clientID = attempt.ClientID

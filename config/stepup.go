@@ -32,8 +32,25 @@ type Push struct {
 	MaxDenials int `mapstructure:"max_denials"`
 	// Lockout is how long push stays locked after MaxDenials denials.
 	Lockout Duration `mapstructure:"lockout"`
-	Webhook Webhook  `mapstructure:"webhook"`
+	// Enrolment is how an approver device becomes active: EnrolmentAdmin
+	// (the default) keeps a self-enrolled device pending until an
+	// administrator activates it, EnrolmentSelf activates it at once.
+	Enrolment string  `mapstructure:"enrolment"`
+	Webhook   Webhook `mapstructure:"webhook"`
 }
+
+// Approver enrolment modes of step_up.push.enrolment.
+const (
+	// EnrolmentAdmin keeps a self-enrolled approver device pending until
+	// an administrator activates it. An assistant holds the user's ID
+	// token, so an enrolment proven by that token alone could make the
+	// assistant its own approver.
+	EnrolmentAdmin = "admin"
+	// EnrolmentSelf activates an approver device at enrolment. Use it
+	// only where the ID token that proves the enrolment never reaches an
+	// assistant.
+	EnrolmentSelf = "self"
+)
 
 // Webhook is the enterprise push gateway that receives each new push
 // challenge.
@@ -68,6 +85,7 @@ func defaultStepUp() StepUp {
 			Window:        Duration(10 * time.Minute),
 			MaxDenials:    3,
 			Lockout:       Duration(30 * time.Minute),
+			Enrolment:     EnrolmentAdmin,
 		},
 	}
 }
@@ -77,6 +95,9 @@ func defaultStepUp() StepUp {
 const minWebhookSecret = 32
 
 func (c *Config) validateStepUp(ps *problems) {
+	if e := c.StepUp.Push.Enrolment; e != EnrolmentAdmin && e != EnrolmentSelf {
+		ps.add(c.fileFor("step_up.push.enrolment"), "step_up.push.enrolment", e, EnrolmentAdmin+" or "+EnrolmentSelf)
+	}
 	positive := []struct {
 		key   string
 		value Duration

@@ -65,3 +65,12 @@ func attemptFrom(ctx context.Context) *Attempt {
 	}
 	return &Attempt{}
 }
+
+// StepUpMethod returns the method of the step-up that completed the
+// exchange (push or passkey), or "" when none did.
+func (a *Attempt) StepUpMethod() string {
+	if a == nil || a.completion == nil {
+		return ""
+	}
+	return a.completion.Method
+}

@@ -90,6 +90,11 @@ func (c *CodeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 		return oauth.New("unauthorized_client", "grant_not_allowed",
 			"The client is not registered for the authorization_code grant; add it to the client's grant_types.")
 	}
+	// RFC 6749 §5.2: unauthorized_client, because an administrator took
+	// away the client's use of every grant.
+	if IsDisabled(client) {
+		return errClientDisabled
+	}
 	if c.codes == nil || h.SessionStore == nil {
 		return oauth.ServerError(errors.New("a code was presented but the handler has no CodeStore or SessionStore"))
 	}

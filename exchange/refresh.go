@@ -76,6 +76,12 @@ func (r *RefreshHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosi
 		return oauth.New("unauthorized_client", "grant_not_allowed",
 			"The client is not registered for the refresh_token grant; add it to the client's grant_types.")
 	}
+	// RFC 6749 §5.2: unauthorized_client, because an administrator took
+	// away the client's use of every grant. A refresh must not keep a
+	// disabled client's sessions alive.
+	if IsDisabled(client) {
+		return errClientDisabled
+	}
 	if h.SessionStore == nil {
 		return oauth.ServerError(errors.New("a refresh was requested but the handler has no SessionStore"))
 	}

@@ -146,6 +146,12 @@ func matchRedirect(client Client, uri string) bool {
 	if !client.Public {
 		return false
 	}
+	// RFC 6749 §3.1.2: a redirection endpoint URI must not include a
+	// fragment, and "#" alone is one too. Only the port may differ from
+	// the registration, so the path is compared as sent, not decoded.
+	if strings.Contains(uri, "#") {
+		return false
+	}
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "http" || !config.IsLoopbackIP(u.Hostname()) {
 		return false
@@ -155,7 +161,7 @@ func matchRedirect(client Client, uri string) bool {
 		if err != nil || r.Scheme != "http" || r.Hostname() != u.Hostname() {
 			continue
 		}
-		if r.Path == u.Path && r.RawQuery == u.RawQuery && r.User == nil && u.User == nil {
+		if r.EscapedPath() == u.EscapedPath() && r.RawQuery == u.RawQuery && r.User == nil && u.User == nil {
 			return true
 		}
 	}

@@ -92,6 +92,11 @@ type PushLimits struct {
 	Window        time.Duration // zero means 10m
 	MaxDenials    int           // denials within Lockout that lock push; zero means 3
 	Lockout       time.Duration // zero means 30m
+	// SelfEnrolment activates an approver device when it enrolls. False,
+	// the default, leaves it pending until an administrator activates
+	// it: the enrolment is proven by the user's ID token, which an
+	// assistant also holds.
+	SelfEnrolment bool
 }
 
 // Service issues, decides and redeems step-up challenges.

@@ -82,9 +82,14 @@ func (s *Service) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 		Reason: "approver_enrolled", Detail: "An approver device was enrolled for push approval.",
 		StepUpMethod: MethodPush, Approver: proof.JKT,
 	}
-	err = s.Store.EnrollApprover(ctx, storage.ApproverDevice{
-		JKT: proof.JKT, Subject: subject, PublicJWK: jwk, Name: name, CreatedAt: now,
-	}, s.proofClaim(proof), rec)
+	device := storage.ApproverDevice{JKT: proof.JKT, Subject: subject, PublicJWK: jwk, Name: name, CreatedAt: now}
+	status := "pending"
+	if s.Push.SelfEnrolment {
+		device.ActivatedAt, status = &now, "active"
+	} else {
+		rec.Detail = "An approver device was enrolled for push approval; it approves nothing until an administrator activates it."
+	}
+	err = s.Store.EnrollApprover(ctx, device, s.proofClaim(proof), rec)
 	switch {
 	case errors.Is(err, storage.ErrReplay):
 		oauth.Write(w, r, s.Logger, errProofReplay)
@@ -97,8 +102,9 @@ func (s *Service) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 		oauth.Write(w, r, s.Logger, oauth.ServerError(err))
 		return
 	}
-	s.Logger.InfoContext(ctx, "approver device enrolled", "request_id", rec.RequestID, "subject", subject, "approver", proof.JKT)
-	writeJSON(w, http.StatusCreated, map[string]any{"jkt": proof.JKT, "name": name})
+	s.Logger.InfoContext(ctx, "approver device enrolled", "request_id", rec.RequestID, "subject", subject,
+		"approver", proof.JKT, "status", status)
+	writeJSON(w, http.StatusCreated, map[string]any{"jkt": proof.JKT, "name": name, "status": status})
 }
 
 // HandlePending serves GET PathPushChallenges: the pending push
@@ -118,6 +124,10 @@ func (s *Service) HandlePending(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		oauth.Write(w, r, s.Logger, oauth.ServerError(err))
+		return
+	}
+	if device.ActivatedAt == nil {
+		oauth.Write(w, r, s.Logger, errPendingApprover)
 		return
 	}
 	if err := s.Store.ClaimProof(ctx, s.proofClaim(proof), nil); errors.Is(err, storage.ErrReplay) {
@@ -291,6 +301,9 @@ func (s *Service) verifyApproval(ctx context.Context, raw string) (*approvalClai
 	if err != nil {
 		return nil, nil, oauth.ServerError(err)
 	}
+	if device.ActivatedAt == nil {
+		return nil, nil, errPendingApprover
+	}
 	var key jose.JSONWebKey
 	if err := key.UnmarshalJSON(device.PublicJWK); err != nil {
 		return nil, nil, oauth.ServerError(fmt.Errorf("stored approver key: %w", err))
@@ -358,6 +371,11 @@ var (
 		"The DPoP proof was already used: sign a new proof with a fresh jti for every request (RFC 9449, Section 11.1).")
 	errUnknownApprover = &oauth.Error{Code: "invalid_token", Reason: "approver_unknown", Status: http.StatusUnauthorized,
 		Description: "The key is not an enrolled approver device; enroll it first."}
+	// errPendingApprover refuses a device that enrolled with the user's ID
+	// token alone: an assistant holds that token too, so the device must
+	// not approve until an administrator vouches for it.
+	errPendingApprover = &oauth.Error{Code: CodeAccessDenied, Reason: "approver_pending", Status: http.StatusForbidden,
+		Description: "This approver device is enrolled but not active yet; ask an identity administrator to activate it."}
 )
 
 // readForm reads an application/x-www-form-urlencoded body of at most

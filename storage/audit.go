@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -24,6 +25,9 @@ type AuditFilter struct {
 	Action    string // only records of this action
 	Event     string // only records of this event
 	DeviceJKT string // only records of this device key thumbprint
+	// Since and Until, when not zero, keep records written at or after
+	// Since and at or before Until; the time column is indexed.
+	Since, Until time.Time
 	// Newest returns the last Limit matching records, newest first, and
 	// AfterID then works as "before this ID" when it is above 0.
 	Newest bool
@@ -71,8 +75,11 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 			q = q.Where(column+" = ?", value)
 		}
 	}
-	if f.Event != "" {
-		q = q.Where("event = ?", f.Event)
+	if !f.Since.IsZero() {
+		q = q.Where("time >= ?", dbTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("time <= ?", dbTime(f.Until))
 	}
 	if f.DeviceJKT != "" {
 		q = q.Where("device_jkt = ?", f.DeviceJKT)

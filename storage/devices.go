@@ -202,8 +202,9 @@ func (s *Store) SetDeviceTrust(ctx context.Context, jkt, trust string, rec audit
 	return nil
 }
 
-// RevokeDevice marks the device revoked at at, revokes every live token
-// bound to its key, and appends rec with rec.Count set to the number of
+// RevokeDevice marks the device revoked at at, ends every session bound to
+// its key with the session's refresh and access tokens, revokes every
+// other live token bound to the key, and appends rec with rec.Count set to the number of
 // tokens revoked, in one transaction. It returns that number. The tokens
 // are found through the expires_at index, since only live tokens need
 // revoking. Revoking a revoked device revokes any token left and keeps the
@@ -220,13 +221,27 @@ func (s *Store) RevokeDevice(ctx context.Context, jkt string, at time.Time, rec 
 				return fmt.Errorf("update device: %w", err)
 			}
 		}
+		// A session bound to the key ends too, with its refresh tokens,
+		// or its refresh token would mint new tokens for a wiped device.
+		var sessions []string
+		err := tx.Model(&sessionModel{}).Where("device_jkt = ? AND revoked_at IS NULL", jkt).Pluck("id", &sessions).Error
+		if err != nil {
+			return fmt.Errorf("read sessions: %w", err)
+		}
+		for _, id := range sessions {
+			n, err := revokeSession(tx, id, dbTime(at))
+			if err != nil {
+				return err
+			}
+			count += n
+		}
 		res := tx.Model(&accessTokenModel{}).
 			Where("expires_at > ? AND device_jkt = ? AND revoked_at IS NULL", dbTime(at), jkt).
 			Update("revoked_at", dbTime(at))
 		if res.Error != nil {
 			return fmt.Errorf("update tokens: %w", res.Error)
 		}
-		count = res.RowsAffected
+		count += res.RowsAffected
 
 		rec.DeviceJKT, rec.Subject, rec.DeviceTrust, rec.Count = jkt, row.Subject, "revoked", int(count)
 		if err := appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)}); err != nil {

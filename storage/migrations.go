@@ -58,6 +58,7 @@ func migrations() []*gormigrate.Migration {
 		migrationPasskeys(),
 		migrationAdmin(),
 		migrationAuthCode(),
+		migrationApproverActivation(),
 		migrationAuditChain(),
 	}
 }

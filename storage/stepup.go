@@ -66,6 +66,9 @@ type ApproverDevice struct {
 	PublicJWK []byte
 	Name      string
 	CreatedAt time.Time
+	// ActivatedAt is when the device became able to approve, or nil
+	// while it waits for an administrator.
+	ActivatedAt *time.Time
 }
 
 type stepUpChallengeModel struct {
@@ -99,11 +102,12 @@ type stepUpChallengeModel struct {
 func (stepUpChallengeModel) TableName() string { return "step_up_challenges" }
 
 type approverDeviceModel struct {
-	JKT       string `gorm:"column:jkt;primaryKey"`
-	Subject   string
-	PublicJWK []byte
-	Name      string
-	CreatedAt time.Time
+	JKT         string `gorm:"column:jkt;primaryKey"`
+	Subject     string
+	PublicJWK   []byte
+	Name        string
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
 }
 
 func (approverDeviceModel) TableName() string { return "approver_devices" }
@@ -308,7 +312,10 @@ func (s *Store) EnrollApprover(ctx context.Context, d ApproverDevice, p ProofCla
 				return err
 			}
 		case errors.Is(err, gorm.ErrRecordNotFound):
-			m := approverDeviceModel{JKT: d.JKT, Subject: d.Subject, PublicJWK: d.PublicJWK, Name: d.Name, CreatedAt: dbTime(d.CreatedAt)}
+			m := approverDeviceModel{
+				JKT: d.JKT, Subject: d.Subject, PublicJWK: d.PublicJWK, Name: d.Name,
+				CreatedAt: dbTime(d.CreatedAt), ActivatedAt: dbTimePtr(d.ActivatedAt),
+			}
 			if err := tx.Create(&m).Error; err != nil {
 				return err
 			}
@@ -329,13 +336,66 @@ func (s *Store) ApproverDevice(ctx context.Context, jkt string) (*ApproverDevice
 	if err := s.db.WithContext(ctx).Where("jkt = ?", jkt).Take(&m).Error; err != nil {
 		return nil, fmt.Errorf("storage: load approver device: %w", notFound(err))
 	}
-	return &ApproverDevice{JKT: m.JKT, Subject: m.Subject, PublicJWK: m.PublicJWK, Name: m.Name, CreatedAt: m.CreatedAt.UTC()}, nil
+	return m.toApproverDevice(), nil
 }
 
-// CountApproverDevices returns the number of approver devices of subject.
+func (m approverDeviceModel) toApproverDevice() *ApproverDevice {
+	return &ApproverDevice{
+		JKT: m.JKT, Subject: m.Subject, PublicJWK: m.PublicJWK, Name: m.Name,
+		CreatedAt: m.CreatedAt.UTC(), ActivatedAt: utcPtr(m.ActivatedAt),
+	}
+}
+
+// ApproverDevices returns the approver devices of subject, or of every
+// subject when subject is empty, in enrolment order.
+func (s *Store) ApproverDevices(ctx context.Context, subject string) ([]ApproverDevice, error) {
+	q := s.db.WithContext(ctx)
+	if subject != "" {
+		q = q.Where("subject = ?", subject)
+	}
+	var rows []approverDeviceModel
+	if err := q.Order("created_at, jkt").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("storage: list approver devices: %w", err)
+	}
+	out := make([]ApproverDevice, len(rows))
+	for i, m := range rows {
+		out[i] = *m.toApproverDevice()
+	}
+	return out, nil
+}
+
+// ActivateApprover activates the pending approver device jkt at at and
+// appends rec, in one transaction. Activating an active device changes
+// nothing and writes no record. It fails with ErrNotFound for an unknown
+// jkt.
+func (s *Store) ActivateApprover(ctx context.Context, jkt string, at time.Time, rec audit.Record) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var m approverDeviceModel
+		if err := tx.Where("jkt = ?", jkt).Take(&m).Error; err != nil {
+			return notFound(err)
+		}
+		if m.ActivatedAt != nil {
+			return nil
+		}
+		if err := tx.Model(&approverDeviceModel{}).Where("jkt = ? AND activated_at IS NULL", jkt).
+			Update("activated_at", dbTime(at)).Error; err != nil {
+			return err
+		}
+		rec.Subject, rec.Approver = m.Subject, jkt
+		return appendAuditRows(tx, []auditRecordModel{auditRecordToModel(rec)})
+	})
+	if err != nil {
+		return fmt.Errorf("storage: activate approver device %q: %w", jkt, err)
+	}
+	return nil
+}
+
+// CountApproverDevices returns the number of active approver devices of
+// subject: the ones that can approve a push challenge.
 func (s *Store) CountApproverDevices(ctx context.Context, subject string) (int, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&approverDeviceModel{}).Where("subject = ?", subject).Count(&n).Error; err != nil {
+	q := s.db.WithContext(ctx).Model(&approverDeviceModel{}).Where("subject = ? AND activated_at IS NOT NULL", subject)
+	if err := q.Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("storage: count approver devices: %w", err)
 	}
 	return int(n), nil

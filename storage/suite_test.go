@@ -66,6 +66,7 @@ var suiteCases = []struct {
 	{"pending request taken once", testPendingRequestTakenOnce},
 	{"session concurrent rotation", testSessionConcurrentRotation},
 	{"session revoke counts", testRevokeSessionCounts},
+	{"device revocation ends its sessions", testRevokeDeviceEndsSessions},
 	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
 	{"catalog versions compare and swap", testCatalogVersions},
 	{"clients import once", testClientsImportOnce},

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,7 +13,8 @@ import (
 
 // runAuditTrace prints everything the log holds about one action, found
 // by the token's jti or by a request id: the exchange and its decision,
-// the token, every introspection and every revocation of it.
+// the step-up challenge, the token, every introspection and every
+// revocation of it.
 func runAuditTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, positional, err := deviceFlags("audit trace", args, stderr, nil)
 	if err != nil {
@@ -31,107 +30,19 @@ func runAuditTrace(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer store.Close()
 
-	t, err := collectTrace(ctx, store, positional[0])
+	t, err := store.Trace(ctx, positional[0])
 	if err != nil {
 		return err
 	}
-	if len(t.records) == 0 && len(t.tokens) == 0 {
+	if len(t.Records) == 0 && len(t.Tokens) == 0 {
 		return fmt.Errorf("no token or audit record has the id %q: pass a token's jti or the X-Request-Id of a request", positional[0])
 	}
 	printTrace(stdout, t)
 	return nil
 }
 
-type trace struct {
-	tokens  []*storage.AccessToken
-	records []audit.Record
-}
-
-// collectTrace finds the records with id as their token or request id,
-// then the records of every token those name, and the device revocations
-// that ended one of the tokens.
-func collectTrace(ctx context.Context, store *storage.Store, id string) (*trace, error) {
-	byID := map[int64]audit.Record{}
-	add := func(f storage.AuditFilter) error {
-		recs, err := allRecords(ctx, store, f)
-		for _, r := range recs {
-			byID[r.ID] = r
-		}
-		return err
-	}
-	if err := add(storage.AuditFilter{TokenID: id}); err != nil {
-		return nil, err
-	}
-	if err := add(storage.AuditFilter{RequestID: id}); err != nil {
-		return nil, err
-	}
-
-	tokenIDs := map[string]bool{id: true}
-	for _, r := range byID {
-		if r.TokenID != "" && !tokenIDs[r.TokenID] {
-			tokenIDs[r.TokenID] = true
-			if err := add(storage.AuditFilter{TokenID: r.TokenID}); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	t := &trace{}
-	for tokenID := range tokenIDs {
-		tok, err := store.AccessTokenByID(ctx, tokenID)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		t.tokens = append(t.tokens, tok)
-		if tok.RevokedAt != nil {
-			if err := addDeviceRevocation(ctx, store, tok, byID); err != nil {
-				return nil, err
-			}
-		}
-	}
-	sort.Slice(t.tokens, func(i, j int) bool { return t.tokens[i].TokenID < t.tokens[j].TokenID })
-	for _, r := range byID {
-		t.records = append(t.records, r)
-	}
-	sort.Slice(t.records, func(i, j int) bool { return t.records[i].ID < t.records[j].ID })
-	return t, nil
-}
-
-// addDeviceRevocation adds the device revocation that ended tok, if one
-// did. A device revocation names the device key rather than each token,
-// so it is the one of the token's key at the token's revocation time.
-func addDeviceRevocation(ctx context.Context, store *storage.Store, tok *storage.AccessToken, byID map[int64]audit.Record) error {
-	recs, err := allRecords(ctx, store, storage.AuditFilter{Event: string(audit.EventDeviceRevocation), DeviceJKT: tok.DeviceJKT})
-	for _, r := range recs {
-		if r.Count > 0 && r.Time.Sub(*tok.RevokedAt).Abs() < time.Second {
-			byID[r.ID] = r
-		}
-	}
-	return err
-}
-
-// allRecords pages through every record f selects.
-func allRecords(ctx context.Context, store *storage.Store, f storage.AuditFilter) ([]audit.Record, error) {
-	var out []audit.Record
-	for {
-		f.Limit = 1000
-		recs, err := store.AuditRecords(ctx, f)
-		if err != nil {
-			return out, fmt.Errorf("read audit records: %w", err)
-		}
-		out = append(out, recs...)
-		if len(recs) < f.Limit {
-			return out, nil
-		}
-		f.AfterID = recs[len(recs)-1].ID
-	}
-}
-
-func printTrace(w io.Writer, t *trace) {
-	for _, tok := range t.tokens {
+func printTrace(w io.Writer, t *storage.Trace) {
+	for _, tok := range t.Tokens {
 		fmt.Fprintf(w, "token %s\n", tok.TokenID)
 		fmt.Fprintf(w, "  client:     %s\n  subject:    %s\n  action:     %s\n  audience:   %s\n  device_jkt: %s\n",
 			tok.ClientID, tok.Subject, tok.Scope, tok.Audience, tok.DeviceJKT)
@@ -144,8 +55,8 @@ func printTrace(w io.Writer, t *trace) {
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprintf(w, "%d audit records\n", len(t.records))
-	for _, r := range t.records {
+	fmt.Fprintf(w, "%d audit records\n", len(t.Records))
+	for _, r := range t.Records {
 		fmt.Fprintf(w, "#%d %s %s %s\n", r.ID, formatTraceTime(r.Time), r.Event, r.Decision)
 		fields := [][2]string{
 			{"request_id", r.RequestID}, {"reason", r.Reason}, {"client", r.ClientID},

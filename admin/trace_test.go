@@ -1,0 +1,62 @@
+package admin_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// TestAuditTrace checks that the trace of a token names the exchange that
+// issued it and its revocation, and hides the token's stored hash.
+func TestAuditTrace(t *testing.T) {
+	in := startInstance(t, newDir(t), instanceOptions{})
+	dev := newDevice(t)
+	got := in.exchange(dev, idToken(t, "alice", []string{"employees"}))
+	token := got.str("access_token")
+	if token == "" {
+		t.Fatalf("exchange failed: %s", got.raw)
+	}
+	var claims struct {
+		ID string `json:"jti"`
+	}
+	if p, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256}); err != nil {
+		t.Fatal(err)
+	} else if err := p.UnsafeClaimsWithoutVerification(&claims); err != nil {
+		t.Fatal(err)
+	}
+
+	root := in.rootToken()
+	if r := in.call(http.MethodPost, "/v1/revocations", root, map[string]any{"subject": "sso.corp.example|alice"}, nil); r.status != http.StatusOK {
+		t.Fatalf("revocation: status %d %s", r.status, r.raw)
+	}
+
+	trace := in.call(http.MethodGet, "/v1/audit/trace/"+claims.ID, root, nil, nil)
+	if trace.status != http.StatusOK {
+		t.Fatalf("trace: status %d %s", trace.status, trace.raw)
+	}
+	tokens, _ := trace.body["tokens"].([]any)
+	if len(tokens) != 1 {
+		t.Fatalf("trace has %d tokens, want 1: %s", len(tokens), trace.raw)
+	}
+	tok := tokens[0].(map[string]any)
+	if tok["token_id"] != claims.ID || tok["revoked_at"] == nil {
+		t.Errorf("trace token = %v, want %s revoked", tok, claims.ID)
+	}
+	if _, ok := tok["Signature"]; ok {
+		t.Error("trace shows the token's stored hash")
+	}
+	var decisions []string
+	records, _ := trace.body["records"].([]any)
+	for _, r := range records {
+		decisions = append(decisions, r.(map[string]any)["decision"].(string))
+	}
+	if len(decisions) < 2 || decisions[0] != "issued" {
+		t.Errorf("trace decisions = %v, want the issuance first and the revocation after", decisions)
+	}
+
+	if r := in.call(http.MethodGet, "/v1/audit/trace/no-such-id", root, nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("trace of an unknown id: status %d, want 404", r.status)
+	}
+}

@@ -139,7 +139,7 @@ func (a *api) recordCall(r *http.Request, p *authz.AdminPrincipal, operation str
 		Detail:    detail,
 	}
 	if err := a.Store.AppendAudit(r.Context(), rec); err != nil {
-		a.Logger.ErrorContext(r.Context(), "audit record of an admin call not written",
+		a.Logger.ErrorContext(r.Context(), "failed to write the audit record of an admin call",
 			"request_id", rec.RequestID, "client_id", p.ClientID, "operation", operation, "error", err)
 	}
 }

@@ -57,7 +57,7 @@ func newConsole(a *api) *console {
 		},
 	}
 	c := &console{api: a, pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "catalog", "action", "versions", "version", "clients", "audit", "error"} {
+	for _, name := range []string{"login", "catalog", "action", "versions", "version", "clients", "audit", "trace", "error"} {
 		c.pages[name] = template.Must(template.New(name).Funcs(funcs).
 			ParseFS(webFiles, "web/templates/layout.html", "web/templates/"+name+".html"))
 	}
@@ -82,6 +82,7 @@ func (c *console) routes(r *mux.Router) {
 	s.Handle("/clients", c.page(config.ScopeClients, "console.clients", c.clients)).Methods(http.MethodGet)
 	s.Handle("/clients/switch", c.page(config.ScopeClients, "console.client_switch", c.switchClient)).Methods(http.MethodPost)
 	s.Handle("/audit", c.page(config.ScopeAuditRead, "console.audit", c.audit)).Methods(http.MethodGet)
+	s.Handle("/trace", c.page(config.ScopeAuditRead, "console.trace", c.trace)).Methods(http.MethodGet)
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -547,4 +548,38 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, v view) {
 	}
 	v.Title, v.Data = "Audit records", page
 	c.render(w, http.StatusOK, "audit", v)
+}
+
+// tracePage is the data of the trace page.
+type tracePage struct {
+	ID    string
+	Trace *storage.Trace
+}
+
+// trace shows everything the log holds about one action, like GET
+// /v1/audit/trace/{id}.
+func (c *console) trace(w http.ResponseWriter, r *http.Request, v view) {
+	id := strings.TrimSpace(r.URL.Query().Get("id"))
+	page := tracePage{ID: id}
+	v.Title, v.Data = "Trace", page
+	if id == "" {
+		c.render(w, http.StatusOK, "trace", v)
+		return
+	}
+	if len(id) > 255 {
+		c.fail(w, r, v, badRequest("The id is longer than 255 characters; pass a token's jti or a request id."))
+		return
+	}
+	t, err := c.api.Store.Trace(r.Context(), id)
+	if err != nil {
+		c.fail(w, r, v, c.api.internalError(r, err))
+		return
+	}
+	if len(t.Tokens) == 0 && len(t.Records) == 0 {
+		v.Notice = "No token or audit record has this id."
+	} else {
+		page.Trace = t
+	}
+	v.Data = page
+	c.render(w, http.StatusOK, "trace", v)
 }

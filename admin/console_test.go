@@ -163,9 +163,12 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 
 	in := startInstance(t, newDir(t), instanceOptions{})
+	issued := in.exchange(newDevice(t), idToken(t, "alice", []string{"employees"}))
+	jti := tokenID(t, issued.str("access_token"))
+
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "run.mjs", in.admin.URL, "root", bootstrapSecret)
+	cmd := exec.CommandContext(ctx, node, "run.mjs", in.admin.URL, "root", bootstrapSecret, jti)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SOTTO_CHROMIUM="+chromium)
 	output, err := cmd.CombinedOutput()

@@ -18,14 +18,7 @@ func TestAuditTrace(t *testing.T) {
 	if token == "" {
 		t.Fatalf("exchange failed: %s", got.raw)
 	}
-	var claims struct {
-		ID string `json:"jti"`
-	}
-	if p, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256}); err != nil {
-		t.Fatal(err)
-	} else if err := p.UnsafeClaimsWithoutVerification(&claims); err != nil {
-		t.Fatal(err)
-	}
+	claims := struct{ ID string }{tokenID(t, token)}
 
 	root := in.rootToken()
 	if r := in.call(http.MethodPost, "/v1/revocations", root, map[string]any{"subject": "sso.corp.example|alice"}, nil); r.status != http.StatusOK {
@@ -59,4 +52,20 @@ func TestAuditTrace(t *testing.T) {
 	if r := in.call(http.MethodGet, "/v1/audit/trace/no-such-id", root, nil, nil); r.status != http.StatusNotFound {
 		t.Errorf("trace of an unknown id: status %d, want 404", r.status)
 	}
+}
+
+// tokenID returns the jti of an action token, read without verifying it.
+func tokenID(t *testing.T, token string) string {
+	t.Helper()
+	p, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("parse action token: %v", err)
+	}
+	var claims struct {
+		ID string `json:"jti"`
+	}
+	if err := p.UnsafeClaimsWithoutVerification(&claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims.ID
 }

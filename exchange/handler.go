@@ -34,7 +34,7 @@ const (
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 )
 
-// Client is a registered client as the exchange sees it.
+// Client is a registered client, as the exchange uses it.
 type Client interface {
 	fosite.Client
 	// DPoPRequired reports whether every grant of the client needs a DPoP
@@ -583,7 +583,7 @@ func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error
 		Challenge:   attempt.challenge,
 	})
 	if cerr != nil {
-		h.Logger.ErrorContext(ctx, "audit record of a refused exchange not written",
+		h.Logger.ErrorContext(ctx, "failed to write the audit record of a refused exchange",
 			"request_id", attempt.RequestID, "client_id", attempt.ClientID, "reason", e.Reason, "error", cerr)
 		return err
 	}

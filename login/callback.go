@@ -239,7 +239,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, handle string, 
 	if refusal != nil {
 		rec.Decision, rec.Reason, rec.Detail = audit.DecisionRefused, refusal.Reason, refusal.Description
 		if err := h.Store.AppendAudit(ctx, rec); err != nil {
-			h.Logger.ErrorContext(ctx, "audit record of a refused authorization not written",
+			h.Logger.ErrorContext(ctx, "failed to write the audit record of a refused authorization",
 				"request_id", oauth.RequestID(ctx), "client_id", st.Request.ClientID, "error", err)
 		}
 		http.Redirect(w, r, h.errorRedirect(&st.Request, refusal), http.StatusSeeOther)

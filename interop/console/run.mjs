@@ -1,14 +1,14 @@
 // Drives the admin console in the system's headless Chromium: signs in
-// with an admin client, edits an action, and checks that the change is a
-// new catalog version with its diff. Usage:
-//   node run.mjs CONSOLE_URL CLIENT_ID CLIENT_SECRET
+// with an admin client, edits an action, checks that the change is a new
+// catalog version with its diff, and traces a token. Usage:
+//   node run.mjs CONSOLE_URL CLIENT_ID CLIENT_SECRET [TOKEN_ID]
 // Chromium is /usr/bin/chromium unless SOTTO_CHROMIUM names another.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, clientId, secret] = process.argv.slice(2);
+const [base, clientId, secret, tokenId] = process.argv.slice(2);
 if (!base || !clientId || !secret) {
   console.error('usage: node run.mjs CONSOLE_URL CLIENT_ID CLIENT_SECRET');
   process.exit(2);
@@ -74,6 +74,14 @@ try {
   await page.click(`a[href="/console/versions/${before + 1}"]`);
   const diff = await page.textContent('#diff');
   check(diff.includes('4m0s') && diff.includes('5m0s'), 'the version page shows the diff with before and after');
+
+  if (tokenId) {
+    await page.goto(`${base}/console/trace`);
+    await page.fill('#trace-id', tokenId);
+    await page.click('#trace');
+    check((await page.textContent('#trace-tokens')).includes(tokenId), 'the trace page shows the token');
+    check((await page.textContent('#trace-records')).includes('issued'), 'the trace page shows the exchange that issued it');
+  }
 
   check(violations.length === 0, `no Content-Security-Policy violations or script errors (${violations.join('; ')})`);
 } finally {

@@ -27,7 +27,7 @@ const (
 
 // DeviceStore is the device registry the exchange reads.
 type DeviceStore interface {
-	Device(ctx context.Context, jkt string) (*storage.Device, error)
+	DeviceStanding(ctx context.Context, jkt string) (storage.DeviceStanding, error)
 	TouchDevice(ctx context.Context, jkt string, at time.Time) error
 }
 
@@ -39,13 +39,13 @@ func (h *Handler) deviceTrust(ctx context.Context, jkt, subject string) (string,
 	if h.Devices == nil {
 		return DeviceUnregistered, nil
 	}
-	d, err := h.Devices.Device(ctx, jkt)
+	d, err := h.Devices.DeviceStanding(ctx, jkt)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return DeviceUnregistered, nil
 	case err != nil:
 		return "", err
-	case d.RevokedAt != nil:
+	case d.Revoked:
 		return DeviceRevoked, nil
 	case d.Subject != subject:
 		return DeviceUnregistered, nil

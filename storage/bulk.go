@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -82,6 +83,8 @@ type bulkInserts struct {
 	db     *sql.DB
 	driver string
 	stmts  map[bulkInsert]*sql.Stmt
+	// queries are the writer's other prepared statements, by their SQL.
+	queries map[string]*sql.Stmt
 }
 
 func newBulkInserts(db *sql.DB, driver string) *bulkInserts {
@@ -131,6 +134,10 @@ func (b *bulkInserts) close() error {
 	for key, s := range b.stmts {
 		errs = append(errs, s.Close())
 		delete(b.stmts, key)
+	}
+	for key, s := range b.queries {
+		errs = append(errs, s.Close())
+		delete(b.queries, key)
 	}
 	return errors.Join(errs...)
 }
@@ -191,4 +198,64 @@ func gormInserter(tx *gorm.DB) rowInserter {
 // insertRows inserts rows into table through tx; see gormInserter.
 func insertRows(tx *gorm.DB, table string, columns []string, rows [][]any) error {
 	return gormInserter(tx)(table, columns, rows)
+}
+
+// query returns the prepared statement of sql bound to tx, preparing it
+// on first use. Only the writer goroutine calls it.
+func (b *bulkInserts) query(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if b.queries == nil {
+		b.queries = map[string]*sql.Stmt{}
+	}
+	s, ok := b.queries[query]
+	if !ok {
+		var err error
+		if s, err = b.db.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		b.queries[query] = s
+	}
+	return tx.StmtContext(ctx, s), nil
+}
+
+// sqlChainHead is the chainHeadStore of the group-commit writer: the
+// head's read and update as prepared statements, since the writer runs
+// them once a batch.
+type sqlChainHead struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	inserts *bulkInserts
+}
+
+func (h sqlChainHead) lock() (chainHead, error) {
+	query := `SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "id" = 1`
+	if h.inserts.driver == DriverPostgres {
+		query += " FOR UPDATE"
+	}
+	stmt, err := h.inserts.query(h.ctx, h.tx, query)
+	if err != nil {
+		return chainHead{}, fmt.Errorf("lock audit chain head: %w", err)
+	}
+	var head chainHead
+	err = stmt.QueryRowContext(h.ctx).Scan(&head.Seq, &head.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chainHead{}, errors.New("lock audit chain head: the audit_chain_heads row is missing: " +
+			"run sotto migrate, or restore the row from a backup if it was deleted")
+	}
+	if err != nil {
+		return chainHead{}, fmt.Errorf("lock audit chain head: %w", err)
+	}
+	return head, nil
+}
+
+func (h sqlChainHead) move(head chainHead) error {
+	query := moveChainHeadSQL
+	if h.inserts.driver == DriverPostgres {
+		query = `UPDATE "audit_chain_heads" SET "seq" = $1, "hash" = $2 WHERE "id" = 1`
+	}
+	stmt, err := h.inserts.query(h.ctx, h.tx, query)
+	if err != nil {
+		return err
+	}
+	_, err = stmt.ExecContext(h.ctx, head.Seq, head.Hash)
+	return err
 }

@@ -32,17 +32,38 @@ var auditChainColumns = append(append([]string{"id"}, auditRecordColumns...),
 // database's write lock (BEGIN IMMEDIATE), and PostgreSQL takes a row lock
 // with SELECT ... FOR UPDATE.
 func appendAuditRows(tx *gorm.DB, rows []auditRecordModel) error {
-	return appendAuditRowsWith(tx, gormInserter(tx), rows)
+	return appendAuditRowsWith(gormChainHead{tx}, gormInserter(tx), rows)
 }
+
+// chainHeadStore reads and locks the chain head, and moves it, inside the
+// caller's transaction.
+type chainHeadStore interface {
+	lock() (chainHead, error)
+	move(head chainHead) error
+}
+
+// gormChainHead is the chainHeadStore of a gorm transaction.
+type gormChainHead struct{ tx *gorm.DB }
+
+func (g gormChainHead) lock() (chainHead, error) { return lockChainHead(g.tx) }
+
+func (g gormChainHead) move(head chainHead) error {
+	return g.tx.Exec(moveChainHeadSQL, head.Seq, head.Hash).Error
+}
+
+// moveChainHeadSQL moves the head; gorm and database/sql both bind "?"
+// for SQLite, and the writer's prepared statement numbers it for
+// PostgreSQL.
+const moveChainHeadSQL = `UPDATE "audit_chain_heads" SET "seq" = ?, "hash" = ? WHERE "id" = 1`
 
 // appendAuditRowsWith is appendAuditRows with the rows inserted by
 // insert, which must write inside tx's transaction. The group-commit
 // writer passes its prepared statements.
-func appendAuditRowsWith(tx *gorm.DB, insert rowInserter, rows []auditRecordModel) error {
+func appendAuditRowsWith(heads chainHeadStore, insert rowInserter, rows []auditRecordModel) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	head, err := lockChainHead(tx)
+	head, err := heads.lock()
 	if err != nil {
 		return err
 	}
@@ -62,8 +83,7 @@ func appendAuditRowsWith(tx *gorm.DB, insert rowInserter, rows []auditRecordMode
 		return err
 	}
 
-	err = tx.Exec(`UPDATE "audit_chain_heads" SET "seq" = ?, "hash" = ? WHERE "id" = 1`, head.Seq, head.Hash).Error
-	if err != nil {
+	if err := heads.move(head); err != nil {
 		return fmt.Errorf("move audit chain head: %w", err)
 	}
 	return nil

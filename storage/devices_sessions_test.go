@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/sotto-auth/sotto/audit"
@@ -38,5 +39,30 @@ func testRevokeDeviceEndsSessions(t *testing.T, newConfig newConfigFunc) {
 	}
 	if rt.RevokedAt == nil {
 		t.Error("refresh token of the revoked device is still live")
+	}
+}
+
+// testDeviceStanding checks the exchange's device lookup.
+func testDeviceStanding(t *testing.T, newConfig newConfigFunc) {
+	ctx := context.Background()
+	s := openStore(t, newConfig(t))
+	if _, err := s.DeviceStanding(ctx, "unknown"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeviceStanding of an unknown key: error %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.EnrollDevice(ctx, enrolment("k1", "idp|alice", TrustManaged, "j1")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DeviceStanding(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (DeviceStanding{Subject: "idp|alice", Trust: TrustManaged}) {
+		t.Errorf("DeviceStanding = %+v, want alice's managed device", got)
+	}
+	if _, err := s.RevokeDevice(ctx, "k1", testClock, audit.Record{Time: testClock}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeviceStanding(ctx, "k1"); err != nil || !got.Revoked {
+		t.Errorf("DeviceStanding after revocation = %+v, %v; want revoked", got, err)
 	}
 }

@@ -70,6 +70,11 @@ type Store struct {
 	// exchanges in them, so benchmarks can report the mean batch size.
 	batches      atomic.Int64
 	batchedItems atomic.Int64
+
+	// standingStmt is the prepared device lookup of DeviceStanding.
+	standingOnce sync.Once
+	standingStmt *sql.Stmt
+	standingErr  error
 }
 
 // Open connects to the database described by cfg and starts the
@@ -241,6 +246,9 @@ func (s *Store) Close() error {
 		close(s.closing)
 		<-s.writerDone
 		s.inserts.close()
+		if s.standingStmt != nil {
+			s.standingStmt.Close()
+		}
 		s.closeErr = s.closeDB()
 		s.log.Info("storage: database closed", "driver", s.driver, "error", s.closeErr)
 	})

@@ -67,6 +67,7 @@ var suiteCases = []struct {
 	{"session concurrent rotation", testSessionConcurrentRotation},
 	{"session revoke counts", testRevokeSessionCounts},
 	{"device revocation ends its sessions", testRevokeDeviceEndsSessions},
+	{"device standing for the exchange", testDeviceStanding},
 	{"passkey register, approve, flag, remove", testPasskeyLifecycle},
 	{"catalog versions compare and swap", testCatalogVersions},
 	{"clients import once", testClientsImportOnce},

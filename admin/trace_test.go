@@ -2,10 +2,15 @@ package admin_test
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sotto-auth/sotto/authz"
 )
 
 // TestAuditTrace checks that the trace of a token names the exchange that
@@ -68,4 +73,41 @@ func tokenID(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return claims.ID
+}
+
+// TestDisabledClientCannotIntrospect checks that a connector whose kill
+// switch is on sees no token at introspection.
+func TestDisabledClientCannotIntrospect(t *testing.T) {
+	in := startInstance(t, newDir(t), instanceOptions{})
+	token := in.exchange(newDevice(t), idToken(t, "alice", []string{"employees"})).str("access_token")
+	introspect := func() reply {
+		req, _ := http.NewRequest(http.MethodPost, in.issuer+authz.PathIntrospect,
+			strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("itsm-connector", "itsm-connector-dev-secret")
+		return do(t, req)
+	}
+	if got := introspect(); got.body["active"] != true {
+		t.Fatalf("introspection before the kill switch = %s, want active", got.raw)
+	}
+	if r := in.call(http.MethodPost, "/v1/clients/itsm-connector:disable", in.rootToken(), nil, nil); r.status != http.StatusOK {
+		t.Fatalf("disable itsm-connector: status %d %s", r.status, r.raw)
+	}
+	waitFor(t, func() bool { return introspect().status == http.StatusUnauthorized })
+	if got := introspect(); got.str("error") != "invalid_client" {
+		t.Errorf("introspection by a disabled client: error %q, want invalid_client", got.str("error"))
+	}
+}
+
+// waitFor polls cond for up to two seconds, the time a change takes to
+// reach a server through its poll.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 2s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

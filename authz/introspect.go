@@ -57,6 +57,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			Description: "Public clients cannot introspect tokens; use a confidential client with a secret."})
 		return
 	}
+	// A client whose kill switch is on sees no token: RFC 7662 §2.1 lets
+	// the server refuse a caller it no longer authorizes.
+	if exchange.IsDisabled(caller) {
+		s.writeError(w, r, &oauth.Error{Code: "invalid_client", Reason: "client_disabled", Status: http.StatusUnauthorized,
+			Description: "The client is disabled by an administrator and cannot introspect tokens."})
+		return
+	}
 
 	token := form.Get("token")
 	if token == "" {

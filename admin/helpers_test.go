@@ -25,8 +25,8 @@ import (
 
 	"github.com/sotto-auth/sotto/admin"
 	"github.com/sotto-auth/sotto/authz"
-	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -82,31 +82,10 @@ func startInstance(t *testing.T, dir string, o instanceOptions) *instance {
 	}
 	issuer := "http://" + ln.Addr().String()
 	t.Setenv("SOTTO_ISSUER", issuer)
-	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := storage.Open(ctx, storage.Config{Driver: "sqlite", DSN: cfg.Storage.DSN, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, _, err := authz.LoadKEK("", cfg.Keys.EncryptionKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyring(ctx, store, kek, authz.KeyringOptions{Algorithm: cfg.Tokens.SigningAlg, Retention: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := authz.New(ctx, cfg, store, keys, authz.Options{Logger: logger, Now: o.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := sottotest.Open(t, filepath.Join(dir, "sotto.yaml"), sottotest.Options{Logger: logger, Now: o.now})
+	store, keys, srv := built.Store, built.Keys, built.Server
+	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.ImportConfigured(ctx, store); err != nil {
 		t.Fatal(err)
 	}

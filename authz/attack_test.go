@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,8 +29,8 @@ import (
 
 	"github.com/sotto-auth/sotto/audit"
 	"github.com/sotto-auth/sotto/authz"
-	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -773,16 +772,7 @@ func (b *lockedBuffer) String() string {
 // exchange and storage logs go to the returned buffer at debug level.
 func newLoggedTestServer(t *testing.T) (*testServer, *lockedBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -790,33 +780,10 @@ func newLoggedTestServer(t *testing.T) (*testServer, *lockedBuffer) {
 	issuer := "http://" + ln.Addr().String()
 	t.Setenv("SOTTO_ISSUER", issuer)
 	t.Setenv("SOTTO_LISTEN", ln.Addr().String())
-	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx := context.Background()
-	store, err := storage.Open(ctx, storage.Config{Driver: "sqlite", DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, _, err := authz.LoadKEK("", cfg.Keys.EncryptionKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyring(ctx, store, kek, authz.KeyringOptions{Algorithm: cfg.Tokens.SigningAlg, Retention: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := authz.New(ctx, cfg, store, keys, authz.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := sottotest.Open(t, filepath.Join(dir, "sotto.yaml"), sottotest.Options{Logger: logger})
+	store, srv := built.Store, built.Server
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.Listener.Close()
 	hs.Listener = ln

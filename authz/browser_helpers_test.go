@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"html"
 	"io"
 	"net"
@@ -107,16 +108,7 @@ func newBrowserServer(t *testing.T) *browserServer {
 	ln.Close()
 	idp := startIDP(t, "http://"+addr)
 
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	config := fmt.Sprintf(`issuer: http://127.0.0.1:8080
 storage:
   driver: sqlite

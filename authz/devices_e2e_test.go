@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,16 +33,7 @@ type deviceServer struct {
 
 func newDeviceServer(t *testing.T) *deviceServer {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	appendFile(t, filepath.Join(dir, "clients.yaml"), `
   - client_id: nonce-assistant
     public: true

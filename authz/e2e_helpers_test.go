@@ -1,7 +1,6 @@
 package authz_test
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,8 +23,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/sotto-auth/sotto/authz"
-	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/exchange"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"github.com/sotto-auth/sotto/storage"
 )
 
@@ -48,16 +46,7 @@ type testServer struct {
 func newTestServer(t *testing.T, dir, addr string) *testServer {
 	t.Helper()
 	if dir == "" {
-		dir = t.TempDir()
-		for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-			b, err := os.ReadFile(filepath.Join("..", "examples", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dir = sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	}
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -73,32 +62,8 @@ func newTestServer(t *testing.T, dir, addr string) *testServer {
 	}
 	t.Setenv("SOTTO_ISSUER", issuer+os.Getenv("SOTTO_TEST_ISSUER_PATH"))
 	t.Setenv("SOTTO_LISTEN", ln.Addr().String())
-	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := storage.Open(ctx, storage.Config{Driver: "sqlite", DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, _, err := authz.LoadKEK("", cfg.Keys.EncryptionKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyring(ctx, store, kek, authz.KeyringOptions{Algorithm: cfg.Tokens.SigningAlg, Retention: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := authz.New(ctx, cfg, store, keys, authz.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := sottotest.Open(t, filepath.Join(dir, "sotto.yaml"), sottotest.Options{})
+	cfg, store, srv := in.Config, in.Store, in.Server
 
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.Listener.Close()

@@ -2,9 +2,9 @@ package authz_test
 
 import (
 	"encoding/json"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,16 +60,7 @@ func TestMetadata(t *testing.T) {
 // endpoints under the path and its metadata at the RFC 8414 §3 location,
 // and that DPoP htu is checked against the path.
 func TestIssuerWithPath(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	t.Setenv("SOTTO_TEST_ISSUER_PATH", "/sotto/")
 	ts := newTestServer(t, dir, "")
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,16 +23,7 @@ import (
 // without the refresh_token grant.
 func newSessionServer(t *testing.T) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "examples"))
 	appendFile(t, filepath.Join(dir, "clients.yaml"), `
   - client_id: exchange-only
     public: true

@@ -3,27 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sotto-auth/sotto/audit"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 	"github.com/sotto-auth/sotto/storage"
 )
 
 func TestDevicesCommands(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join("..", "..", "examples"))
 	configPath := filepath.Join(dir, "sotto.yaml")
 
 	ctx := context.Background()

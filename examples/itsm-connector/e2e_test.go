@@ -25,26 +25,16 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/sotto-auth/sotto/authz"
-	"github.com/sotto-auth/sotto/config"
 	"github.com/sotto-auth/sotto/connector"
 	"github.com/sotto-auth/sotto/exchange"
-	"github.com/sotto-auth/sotto/storage"
+	"github.com/sotto-auth/sotto/internal/sottotest"
 )
 
 // startSotto starts a Sotto server from the example configuration on a
 // loopback listener with a fresh SQLite database, and returns its issuer.
 func startSotto(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"sotto.yaml", "clients.yaml", "catalog.yaml", "idp.jwks.json"} {
-		b, err := os.ReadFile(filepath.Join("..", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := sottotest.CopyExamples(t, filepath.Join(".."))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,32 +42,8 @@ func startSotto(t *testing.T) string {
 	issuer := "http://" + ln.Addr().String()
 	t.Setenv("SOTTO_ISSUER", issuer)
 	t.Setenv("SOTTO_LISTEN", ln.Addr().String())
-	cfg, err := config.Load(filepath.Join(dir, "sotto.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := storage.Open(ctx, storage.Config{Driver: "sqlite", DSN: cfg.Storage.DSN, Synchronous: cfg.Storage.Synchronous, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, _, err := authz.LoadKEK("", cfg.Keys.EncryptionKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyring(ctx, store, kek, authz.KeyringOptions{Algorithm: cfg.Tokens.SigningAlg, Retention: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := authz.New(ctx, cfg, store, keys, authz.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := sottotest.Open(t, filepath.Join(dir, "sotto.yaml"), sottotest.Options{})
+	store, srv := in.Store, in.Server
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.Listener.Close()
 	hs.Listener = ln

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -79,21 +78,9 @@ func (c *CodeHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 	now := h.Now()
 	form := ar.GetRequestForm()
 
-	client, ok := ar.GetClient().(Client)
-	if !ok {
-		return oauth.ServerError(fmt.Errorf("client %T does not implement exchange.Client", ar.GetClient()))
-	}
-	attempt.ClientID = client.GetID()
-	// RFC 6749 §5.2: unauthorized_client when the client may not use
-	// this grant type.
-	if !slices.Contains(client.GetGrantTypes(), config.GrantTypeAuthorizationCode) {
-		return oauth.New("unauthorized_client", "grant_not_allowed",
-			"The client is not registered for the authorization_code grant; add it to the client's grant_types.")
-	}
-	// RFC 6749 §5.2: unauthorized_client, because an administrator took
-	// away the client's use of every grant.
-	if IsDisabled(client) {
-		return errClientDisabled
+	client, err := grantClient(ar, attempt, config.GrantTypeAuthorizationCode, "authorization_code")
+	if err != nil {
+		return err
 	}
 	if c.codes == nil || h.SessionStore == nil {
 		return oauth.ServerError(errors.New("a code was presented but the handler has no CodeStore or SessionStore"))

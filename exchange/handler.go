@@ -129,6 +129,26 @@ type DisabledClient interface {
 	Disabled() bool
 }
 
+// grantClient returns the requesting client after the checks every grant
+// makes first, and records it in attempt. RFC 6749 §5.2: the client may
+// use the grant, and unauthorized_client also answers a client that did
+// authenticate but whose use of every grant an administrator took away.
+func grantClient(ar fosite.AccessRequester, attempt *Attempt, grant, grantName string) (Client, error) {
+	client, ok := ar.GetClient().(Client)
+	if !ok {
+		return nil, oauth.ServerError(fmt.Errorf("client %T does not implement exchange.Client", ar.GetClient()))
+	}
+	attempt.ClientID = client.GetID()
+	if !slices.Contains(client.GetGrantTypes(), grant) {
+		return nil, oauth.New("unauthorized_client", "grant_not_allowed",
+			"The client is not registered for the "+grantName+" grant; add it to the client's grant_types.")
+	}
+	if IsDisabled(client) {
+		return nil, errClientDisabled
+	}
+	return client, nil
+}
+
 // IsDisabled reports whether client's kill switch is on.
 func IsDisabled(client any) bool {
 	dc, ok := client.(DisabledClient)
@@ -157,21 +177,9 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	now := h.Now()
 	form := ar.GetRequestForm()
 
-	client, ok := ar.GetClient().(Client)
-	if !ok {
-		return oauth.ServerError(fmt.Errorf("client %T does not implement exchange.Client", ar.GetClient()))
-	}
-	attempt.ClientID = client.GetID()
-	// RFC 6749 §5.2: unauthorized_client when the client may not use
-	// this grant type.
-	if !slices.Contains(client.GetGrantTypes(), GrantType) {
-		return oauth.New("unauthorized_client", "grant_not_allowed",
-			"The client is not registered for the token exchange grant; add it to the client's grant_types.")
-	}
-	// RFC 6749 §5.2: unauthorized_client, because the client did
-	// authenticate but an administrator took away its use of every grant.
-	if IsDisabled(client) {
-		return errClientDisabled
+	client, err := grantClient(ar, attempt, GrantType, "token exchange")
+	if err != nil {
+		return err
 	}
 
 	proof, err := h.verifyProof(ctx, client)

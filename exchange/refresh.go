@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/ory/fosite"
 
@@ -65,22 +64,11 @@ func (r *RefreshHandler) HandleTokenEndpointRequest(ctx context.Context, ar fosi
 	now := h.Now()
 	form := ar.GetRequestForm()
 
-	client, ok := ar.GetClient().(Client)
-	if !ok {
-		return oauth.ServerError(fmt.Errorf("client %T does not implement exchange.Client", ar.GetClient()))
-	}
-	attempt.ClientID = client.GetID()
-	// RFC 6749 §5.2: unauthorized_client when the client may not use
-	// this grant type.
-	if !slices.Contains(client.GetGrantTypes(), config.GrantTypeRefreshToken) {
-		return oauth.New("unauthorized_client", "grant_not_allowed",
-			"The client is not registered for the refresh_token grant; add it to the client's grant_types.")
-	}
-	// RFC 6749 §5.2: unauthorized_client, because an administrator took
-	// away the client's use of every grant. A refresh must not keep a
-	// disabled client's sessions alive.
-	if IsDisabled(client) {
-		return errClientDisabled
+	// A disabled client is refused here too, so a refresh cannot keep its
+	// sessions alive.
+	client, err := grantClient(ar, attempt, config.GrantTypeRefreshToken, "refresh_token")
+	if err != nil {
+		return err
 	}
 	if h.SessionStore == nil {
 		return oauth.ServerError(errors.New("a refresh was requested but the handler has no SessionStore"))

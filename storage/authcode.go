@@ -181,14 +181,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, signature string, n
 		}
 		if res.RowsAffected == 1 {
 			result.Outcome = Redeemed
-			row, err := sessionToModel(*w.Session)
-			if err != nil {
-				return err
-			}
-			if err := tx.Create(&row).Error; err != nil {
-				return fmt.Errorf("insert session: %w", err)
-			}
-			return writeSessionTokens(tx, w)
+			return insertSession(tx, w)
 		}
 
 		var row authorizationCodeModel

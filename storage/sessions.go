@@ -237,19 +237,25 @@ func (s *Store) CreateSession(ctx context.Context, w SessionWrite) (ExchangeResu
 			result.Replayed = true
 			return appendAudit(tx, w.ReplayAudit)
 		}
-		row, err := sessionToModel(*w.Session)
-		if err != nil {
-			return err
-		}
-		if err := tx.Create(&row).Error; err != nil {
-			return fmt.Errorf("insert session: %w", err)
-		}
-		return writeSessionTokens(tx, w)
+		return insertSession(tx, w)
 	})
 	if err != nil {
 		return ExchangeResult{}, fmt.Errorf("storage: create session: %w", err)
 	}
 	return result, nil
+}
+
+// insertSession stores the new session of w with its first tokens and
+// audit record, inside tx.
+func insertSession(tx *gorm.DB, w SessionWrite) error {
+	row, err := sessionToModel(*w.Session)
+	if err != nil {
+		return err
+	}
+	if err := tx.Create(&row).Error; err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return writeSessionTokens(tx, w)
 }
 
 // RotateRefreshToken marks the refresh token whose hash is oldSignature

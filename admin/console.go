@@ -100,7 +100,7 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// view is what every page template gets.
+// view is the data every page template receives.
 type view struct {
 	Title     string
 	Principal *authz.AdminPrincipal

@@ -93,8 +93,7 @@ func Handler(o Options) http.Handler {
 	return r
 }
 
-// common gives every request an id and a body limit and sets the headers
-// every answer carries.
+// common gives every request an id and a body limit and sets the headers every response carries.
 func (a *api) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := oauth.NewRequestID()
@@ -108,7 +107,7 @@ func (a *api) common(next http.Handler) http.Handler {
 	})
 }
 
-// Error is an admin API error answer.
+// Error is an admin API error response.
 type Error struct {
 	Status      int
 	Code        string

@@ -11,8 +11,8 @@ import (
 )
 
 // handleRevoke serves token revocation (RFC 7009 §2). The revocation and
-// its audit record are written in one transaction, so a restart never
-// loses a revocation that was answered.
+// its audit record are written in one transaction, so a restart never loses a
+// revocation that was confirmed.
 //
 // fosite's revocation flow answers 200 when the token belongs to another
 // client; RFC 7009 §2.1 says that request is refused, so this endpoint
@@ -41,7 +41,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// RFC 7009 §2.1: token_type_hint is only a hint. A refresh token is
-	// told apart by its prefix, so the hint does not change the search.
+	// recognised by its prefix, so the hint does not change the search.
 	if exchange.IsRefreshToken(token) {
 		s.revokeRefreshToken(w, r, client, token)
 		return
@@ -49,7 +49,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 
 	rec, err := exchange.LookupToken(ctx, s.store, token)
 	if errors.Is(err, storage.ErrNotFound) {
-		// RFC 7009 §2.2: an invalid or unknown token is answered with 200.
+		// RFC 7009 §2.2: the response to an invalid or unknown token is 200.
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		return

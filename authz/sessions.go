@@ -30,7 +30,7 @@ func (s *Server) revokeRefreshToken(w http.ResponseWriter, r *http.Request, clie
 	ctx := r.Context()
 	rt, err := s.store.RefreshToken(ctx, exchange.TokenSignature(token))
 	if errors.Is(err, storage.ErrNotFound) {
-		// RFC 7009 §2.2: an invalid or unknown token is answered with 200.
+		// RFC 7009 §2.2: the response to an invalid or unknown token is 200.
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		return
@@ -47,7 +47,7 @@ func (s *Server) revokeRefreshToken(w http.ResponseWriter, r *http.Request, clie
 }
 
 // endSession revokes session id and every token of it or derived from it,
-// with an audit record that counts the tokens it ended, and answers 200.
+// with an audit record that counts the tokens it ended, and responds with 200.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request, client *Client, id, jkt, presented string) {
 	ctx := r.Context()
 	session, err := s.store.Session(ctx, id)

@@ -58,7 +58,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The assistant's context (sotto_context) reaches the audit record
-	// only as its hash, so the log never holds what the user said.
+	// only as its hash, so the log never contains the user's words.
 	attempt := &exchange.Attempt{
 		RequestID:   oauth.RequestID(ctx),
 		Start:       start,
@@ -117,8 +117,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, attempt *exchang
 	s.writeError(w, r, e)
 }
 
-// writeError writes e. RFC 6749 §5.2: an invalid_client answer to a
-// client that used the Authorization header is a 401 with a
+// writeError writes e. RFC 6749 §5.2: an invalid_client response to a client
+// that used the Authorization header is a 401 with a
 // WWW-Authenticate challenge for the scheme it used.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := oauth.From(err)

@@ -19,7 +19,7 @@ const (
 )
 
 // Authentication context class references that satisfy a step-up. They
-// are the acr_values of an insufficient_user_authentication answer.
+// are the acr_values of an insufficient_user_authentication error.
 const (
 	ACRPasskey = "urn:sotto:acr:passkey"
 	ACRPush    = "urn:sotto:acr:push"

@@ -216,14 +216,13 @@ func (h *Handler) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acce
 	}
 	attempt.Details = details
 
-	// The kill switch comes first among the policy checks: a disabled
-	// action is refused whoever asks and whatever they present.
+	// The kill switch comes first among the policy checks: a disabled action
+	// is rejected for every client and subject.
 	if action.Disabled {
 		return actionDisabled(action)
 	}
 
-	// Device policy before the groups: a revoked key is refused whoever
-	// presents it.
+	// Device policy before the groups: a revoked key is rejected for every subject.
 	trust, err := h.deviceTrust(ctx, proof.JKT, subject.ID)
 	if err != nil {
 		return oauth.ServerError(fmt.Errorf("read device: %w", err))
@@ -309,8 +308,8 @@ func (h *Handler) verifyProof(ctx context.Context, client Client) (*devicebind.P
 	proof, err := h.DPoP.Verify(req)
 	var pe *devicebind.Error
 	if needsNonce && errors.As(err, &pe) && pe.Check == "nonce" {
-		// RFC 9449 §8: a missing or stale nonce is answered with
-		// use_dpop_nonce and a fresh nonce in the DPoP-Nonce header, so
+		// RFC 9449 §8: the response to a missing or stale nonce is
+		// use_dpop_nonce with a fresh nonce in the DPoP-Nonce header, so
 		// the client can retry at once.
 		e := oauth.New(oauth.CodeUseDPoPNonce, "dpop_nonce",
 			"The DPoP proof must carry the server nonce: retry with a new proof whose nonce claim is the value of the DPoP-Nonce header (RFC 9449 §8).")
@@ -541,11 +540,11 @@ func (h *Handler) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.A
 var errReplay = oauth.New(oauth.CodeInvalidDPoPProof, "dpop_replay",
 	"The DPoP proof was already used: sign a new proof with a fresh jti for every request (RFC 9449 §11.1).")
 
-// errClientDisabled is the answer to a client whose kill switch is on.
+// errClientDisabled is the error for a client whose kill switch is on.
 var errClientDisabled = oauth.New("unauthorized_client", "client_disabled",
 	"The client was disabled by an administrator; ask the identity team to enable it again.")
 
-// actionDisabled is the answer for an action whose kill switch is on.
+// actionDisabled is the error for an action whose kill switch is on.
 // RFC 6749 §5.2 has no closer code than access_denied for a request the
 // server refuses by policy.
 func actionDisabled(a *Action) *oauth.Error {
@@ -561,9 +560,9 @@ var errChallengeSpent = oauth.New("invalid_grant", "step_up_challenge_used",
 
 // RecordRefusal writes the audit record of a refused exchange and returns
 // the error to send. Only requests from a known client are recorded, so
-// strangers cannot flood the evidence log. A refusal still claims the
-// proof's jti; when that jti was already used, the replay is the error,
-// since the DPoP check comes before every later check.
+// strangers cannot flood the evidence log. A refusal still claims the proof's
+// jti. When that jti was already used, the replay is the error, because the
+// DPoP check comes before every later check.
 func (h *Handler) RecordRefusal(ctx context.Context, attempt *Attempt, err error) error {
 	e := oauth.From(err)
 	if attempt == nil || attempt.ClientID == "" || attempt.recorded {

@@ -143,8 +143,8 @@ func (h *Handler) grantSession(ctx context.Context, ar fosite.AccessRequester, c
 // record is found by the token's jti and the hash of the whole token, one
 // read by primary key, so the token's signature needs no check: only a
 // token this server issued has a matching record. Revoking a session
-// revokes its access tokens in the same transaction, so the record alone
-// says whether the session still holds.
+// revokes its access tokens in the same transaction, so the record alone shows
+// whether the session is still live.
 func (h *Handler) verifySessionSubject(ctx context.Context, token string) (*Subject, error) {
 	rec, err := LookupToken(ctx, h.Store, token)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -311,7 +311,7 @@ func (h *Handler) issueSessionTokens(ar fosite.AccessRequester, attempt *Attempt
 }
 
 // populateSession issues a new session: it stores the session with its
-// first tokens and audit record in one transaction and writes the answer.
+// first tokens and audit record in one transaction and writes the response.
 func (h *Handler) populateSession(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder, attempt *Attempt) error {
 	if h.SessionStore == nil {
 		return oauth.ServerError(errors.New("sessions are requested but the handler has no SessionStore"))
@@ -334,7 +334,7 @@ func (h *Handler) populateSession(ctx context.Context, ar fosite.AccessRequester
 	return nil
 }
 
-// writeSessionResponse sets the members of a session answer: the session
+// writeSessionResponse sets the members of a session response: the session
 // access token, DPoP-bound (RFC 9449 §5), and the refresh token (RFC 6749
 // §5.1).
 func writeSessionResponse(resp fosite.AccessResponder, t *sessionTokens) {

@@ -80,7 +80,7 @@ func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	h.startLogin(w, r, req)
 }
 
-// refuse answers a refused authorization request: a redirect with the
+// refuse responds to a rejected authorization request with a redirect with the
 // error when the redirect URI is trusted, the error page otherwise.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rerr *requestError) {
 	h.Logger.InfoContext(r.Context(), "authorization request refused",

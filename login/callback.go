@@ -47,8 +47,7 @@ func (h *Handler) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	// RFC 6749 §10.12: the state binds the answer to this browser's
-	// request.
+	// RFC 6749 §10.12: the state binds the response to this browser's request.
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 {
 		h.showError(w, r, http.StatusBadRequest, oauth.InvalidRequest("idp_state_mismatch",
 			"The answer of the corporate identity provider does not belong to this sign-in; start the sign-in again from the app."))
@@ -94,7 +93,7 @@ func (h *Handler) handleCallback(w http.ResponseWriter, r *http.Request) {
 // the nonce (§3.1.3.7 step 11), then maps its claims to the identity.
 func (h *Handler) verifyLogin(r *http.Request, st *loginState, code string) (*identity, error) {
 	if code == "" {
-		return nil, errors.New("the IdP's answer has no code")
+		return nil, errors.New("the IdP's response has no code")
 	}
 	// go-oidc and x/oauth2 each take the HTTP client from the context.
 	ctx := oidc.ClientContext(r.Context(), h.HTTPClient)

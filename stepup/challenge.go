@@ -274,8 +274,9 @@ func (s *Service) alert(ctx context.Context, b Binding, reason, detail string) {
 	}
 }
 
-// Created sends the notification of a challenge once it is stored. It
-// never blocks on the notifier.
+// Created hands the notification of a push challenge to the notifier once
+// the challenge is stored. A Notifier must return at once; the webhook
+// notifier queues the notification and drops it when its queue is full.
 func (s *Service) Created(ctx context.Context, c *storage.StepUpChallenge) {
 	if !slices.Contains(c.Methods, MethodPush) {
 		return
@@ -283,7 +284,7 @@ func (s *Service) Created(ctx context.Context, c *storage.StepUpChallenge) {
 	s.Notifier.Notify(ctx, s.notification(c))
 }
 
-// Challenge returns the insufficient_user_authentication answer for c
+// Challenge returns the insufficient_user_authentication error for c
 // (RFC 9470, Section 3, extended with the step_up member).
 func (s *Service) Challenge(c *storage.StepUpChallenge, maxAge time.Duration) *oauth.Error {
 	acr := make([]string, 0, 2)
@@ -331,7 +332,7 @@ func (s *Service) Redeem(ctx context.Context, id string, b Binding) (*Completion
 	}
 
 	// The binding is checked before anything about the challenge's state
-	// is revealed, so a stolen challenge ID tells its holder nothing.
+	// is revealed, so a stolen challenge ID reveals nothing to its holder.
 	if field := mismatch(c, b); field != "" {
 		s.Logger.WarnContext(ctx, "step-up binding mismatch", "request_id", b.RequestID,
 			"challenge_request_id", c.RequestID, "field", field)
@@ -449,8 +450,8 @@ func randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// numberChoices returns the spoken number and the three distinct numbers
-// of 10 to 99 the approver sees, the spoken one at a random place.
+// numberChoices returns the spoken number and the three distinct numbers of 10
+// to 99 the approver app shows, the spoken one at a random place.
 func numberChoices() (int, []int, error) {
 	var numbers []int
 	for len(numbers) < 3 {
@@ -463,8 +464,7 @@ func numberChoices() (int, []int, error) {
 			numbers = append(numbers, v)
 		}
 	}
-	// The first draw is the spoken number; the list is sorted, so its
-	// position tells nothing.
+	// The first draw is the spoken number; the list is sorted, so its position reveals nothing.
 	spoken := numbers[0]
 	slices.Sort(numbers)
 	return spoken, numbers, nil

@@ -40,8 +40,9 @@ type Notification struct {
 	URL string `json:"url"`
 }
 
-// Notifier tells an approver device that a push challenge waits. Notify
-// must return at once: the exchange calls it on its request path.
+// Notifier informs an approver device that a push challenge is waiting.
+// Notify must return at once, because the exchange calls it on its request
+// path.
 type Notifier interface {
 	Notify(ctx context.Context, n Notification)
 }
